@@ -1,0 +1,1 @@
+//! Datasets, standardization, CSV and split-directory loading (in progress).
