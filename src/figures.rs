@@ -1,1 +1,647 @@
-//! PNG figures (in progress).
+//! PNG figures of predictive distributions.
+//!
+//! Three pictures that show whether a predictive distribution can be trusted:
+//!
+//! - [`plot_predictive_1d`]: a 1-D regression, its predictive mean and central
+//!   intervals ([`Band`]s) over a grid, with the training data on top;
+//! - [`plot_calibration_curve`]: observed against nominal coverage of central
+//!   intervals, one line per curve (e.g. before and after recalibration);
+//! - [`plot_predicted_vs_actual`]: predicted mean with interval error bars
+//!   against the actual value, one point per test example.
+//!
+//! The functions take plain slices, never a model, so they draw whatever the
+//! predictive and metrics code computed. Inputs are validated first (lengths,
+//! emptiness, finiteness, levels) and every failure is an [`Error`], never a
+//! panic. Text is drawn with the DejaVu Sans font shipped in `assets/`, so no
+//! system font or library is needed.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::error::{Error, Result};
+
+/// Size in pixels (width, height) of [`plot_predictive_1d`]'s PNG.
+pub const PREDICTIVE_1D_SIZE: (u32, u32) = (800, 500);
+/// Size in pixels (width, height) of [`plot_calibration_curve`]'s PNG.
+pub const CALIBRATION_CURVE_SIZE: (u32, u32) = (600, 600);
+/// Size in pixels (width, height) of [`plot_predicted_vs_actual`]'s PNG.
+pub const PREDICTED_VS_ACTUAL_SIZE: (u32, u32) = (600, 600);
+
+/// A central predictive interval over a grid: at each grid point, the
+/// interval `[lower, upper]` that holds a fraction `level` of the predictive
+/// mass (e.g. `level = 0.9` for the 5% and 95% quantiles).
+#[derive(Debug, Clone, Copy)]
+pub struct Band<'a> {
+    /// Nominal coverage in (0, 1), e.g. `0.9`; shown as "90% interval".
+    pub level: f64,
+    /// Lower end of the interval, one value per grid point.
+    pub lower: &'a [f64],
+    /// Upper end of the interval, one value per grid point.
+    pub upper: &'a [f64],
+}
+
+/// Draws a 1-D regression figure: shaded central intervals (the widest first,
+/// in the lightest shade), the predictive mean as a line, and the training
+/// data as small dots. The PNG is [`PREDICTIVE_1D_SIZE`] (800×500), with
+/// axes labelled "x" and "y" and the y-range fitted to data and bands.
+///
+/// `grid_x` need not be sorted; `mean` and each band's `lower`/`upper` are
+/// read in the same order as `grid_x`. The training data may be empty (e.g.
+/// for a prior predictive); the grid may not. The parent directory of `path`
+/// is created when missing.
+///
+/// # Errors
+///
+/// - [`Error::Shape`] when `train_x`/`train_y`, or `grid_x` and `mean` or a
+///   band's `lower`/`upper`, differ in length;
+/// - [`Error::InvalidParameter`] when `grid_x` is empty, a value is not
+///   finite, or a band's level is outside (0, 1);
+/// - [`Error::Io`] when the parent directory cannot be created;
+/// - [`Error::Plot`] when drawing or writing the PNG fails.
+pub fn plot_predictive_1d(
+    path: &Path,
+    title: &str,
+    train_x: &[f64],
+    train_y: &[f64],
+    grid_x: &[f64],
+    mean: &[f64],
+    bands: &[Band],
+) -> Result<()> {
+    const CONTEXT: &str = "plot_predictive_1d";
+    check_same_len(CONTEXT, ("train_y", train_y), ("train_x", train_x))?;
+    check_non_empty("grid_x", grid_x)?;
+    check_same_len(CONTEXT, ("mean", mean), ("grid_x", grid_x))?;
+    check_finite("train_x", train_x)?;
+    check_finite("train_y", train_y)?;
+    check_finite("grid_x", grid_x)?;
+    check_finite("mean", mean)?;
+    for (i, band) in bands.iter().enumerate() {
+        check_level(&format!("bands[{i}].level"), band.level)?;
+        let lower = format!("bands[{i}].lower");
+        let upper = format!("bands[{i}].upper");
+        check_same_len(CONTEXT, (&lower, band.lower), ("grid_x", grid_x))?;
+        check_same_len(CONTEXT, (&upper, band.upper), ("grid_x", grid_x))?;
+        check_finite(&lower, band.lower)?;
+        check_finite(&upper, band.upper)?;
+    }
+
+    // Draw along increasing x, whatever order the grid came in.
+    let mut order: Vec<usize> = (0..grid_x.len()).collect();
+    order.sort_by(|&a, &b| grid_x[a].total_cmp(&grid_x[b]));
+    // Widest interval first, so the narrower ones are painted over it.
+    let mut bands: Vec<&Band> = bands.iter().collect();
+    bands.sort_by(|a, b| b.level.total_cmp(&a.level));
+
+    let x_range = padded_range(path, train_x.iter().chain(grid_x), 0.02)?;
+    let y_values = train_y
+        .iter()
+        .chain(mean)
+        .chain(bands.iter().flat_map(|b| b.lower.iter().chain(b.upper)));
+    let y_range = padded_range(path, y_values, 0.08)?;
+
+    let band_labels: Vec<String> = bands
+        .iter()
+        .map(|b| format!("{} interval", percent(b.level)))
+        .collect();
+    let mut labels: Vec<&str> = band_labels.iter().map(String::as_str).collect();
+    labels.push("predictive mean");
+    if !train_x.is_empty() {
+        labels.push("training data");
+    }
+    let mut ink: Vec<Ink> = train_x
+        .iter()
+        .zip(train_y)
+        .map(|(&x, &y)| [x, y, y])
+        .collect();
+    ink.extend(grid_x.iter().zip(mean).map(|(&x, &m)| [x, m, m]));
+    for band in &bands {
+        let (lower, upper) = (band.lower.iter(), band.upper.iter());
+        ink.extend(
+            grid_x
+                .iter()
+                .zip(lower.zip(upper))
+                .map(|(&x, (&lo, &hi))| [x, lo.min(hi), lo.max(hi)]),
+        );
+    }
+
+    render(path, PREDICTIVE_1D_SIZE, |root| {
+        let mut chart = chart(root, title, x_range, y_range, ("x", "y"))?;
+        let n_bands = bands.len();
+        for (k, (band, label)) in bands.iter().zip(&band_labels).enumerate() {
+            // Lightest shade for the widest band, darker towards the centre.
+            let depth = if n_bands > 1 {
+                k as f64 / (n_bands - 1) as f64
+            } else {
+                0.5
+            };
+            let colour = tint(BAND_BLUE, 0.25 + 0.4 * depth);
+            let outline = order
+                .iter()
+                .map(|&i| (grid_x[i], band.upper[i]))
+                .chain(order.iter().rev().map(|&i| (grid_x[i], band.lower[i])))
+                .collect::<Vec<_>>();
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, colour.filled())))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.filled())
+                });
+        }
+        chart
+            .draw_series(LineSeries::new(
+                order.iter().map(|&i| (grid_x[i], mean[i])),
+                MEAN_BLUE.stroke_width(2),
+            ))?
+            .label("predictive mean")
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], MEAN_BLUE.stroke_width(2))
+            });
+        if !train_x.is_empty() {
+            chart
+                .draw_series(
+                    train_x
+                        .iter()
+                        .zip(train_y)
+                        .map(|(&x, &y)| Circle::new((x, y), 2, BLACK.filled())),
+                )?
+                .label("training data")
+                .legend(|(x, y)| Circle::new((x + 10, y), 3, BLACK.filled()));
+        }
+        legend(&mut chart, &labels, &ink)
+    })
+}
+
+/// Draws a calibration curve: for central intervals, the observed coverage
+/// (fraction of targets inside, y) against the nominal level (x), both in
+/// [0, 1]. The diagonal, a dashed grey "ideal" line, is where a calibrated
+/// model lies; each `(label, points)` curve is one coloured line with markers
+/// (e.g. "before recalibration" and "after recalibration"). Points are
+/// `(nominal, observed)` pairs, in any order. The PNG is
+/// [`CALIBRATION_CURVE_SIZE`] (600×600); the parent directory of `path` is
+/// created when missing.
+///
+/// # Errors
+///
+/// - [`Error::InvalidParameter`] when `curves` or a curve's points are empty,
+///   or a coordinate is not a finite number in [0, 1];
+/// - [`Error::Io`] when the parent directory cannot be created;
+/// - [`Error::Plot`] when drawing or writing the PNG fails.
+pub fn plot_calibration_curve(
+    path: &Path,
+    title: &str,
+    curves: &[(&str, &[(f64, f64)])],
+) -> Result<()> {
+    check_non_empty("curves", curves)?;
+    let mut sorted = Vec::with_capacity(curves.len());
+    for (i, &(label, points)) in curves.iter().enumerate() {
+        let name = format!("curves[{i}] (\"{label}\")");
+        check_non_empty(&name, points)?;
+        for (j, &(nominal, observed)) in points.iter().enumerate() {
+            let in_unit = |v: f64| (0.0..=1.0).contains(&v);
+            if !(in_unit(nominal) && in_unit(observed)) {
+                return Err(Error::invalid(
+                    format!("{name} point {j}"),
+                    format!("({nominal}, {observed})"),
+                    "a (nominal, observed) pair of coverages, each in [0, 1]",
+                ));
+            }
+        }
+        let mut points = points.to_vec();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        sorted.push((label, points));
+    }
+
+    render(path, CALIBRATION_CURVE_SIZE, |root| {
+        let unit = -0.02..1.02;
+        let labels = ("nominal coverage", "observed coverage");
+        let mut chart = chart(root, title, unit.clone(), unit, labels)?;
+        draw_ideal_diagonal(&mut chart, 0.0..1.0)?;
+        for (k, (label, points)) in sorted.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
+            )?;
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), style))?
+                .label(*label)
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], style)
+                        + Circle::new((10, 0), 4, colour.filled())
+                });
+        }
+        let labels: Vec<&str> = std::iter::once("ideal")
+            .chain(sorted.iter().map(|(label, _)| *label))
+            .collect();
+        let mut ink = segment_ink(&[(0.0, 0.0), (1.0, 1.0)]);
+        for (_, points) in &sorted {
+            ink.extend(segment_ink(points));
+        }
+        legend(&mut chart, &labels, &ink)
+    })
+}
+
+/// Draws predicted against actual values: for each example, the predictive
+/// mean (y) at its actual value (x), with a vertical error bar from `lower`
+/// to `upper`, the central interval of nominal coverage `level` (legend
+/// "95% interval" for `level = 0.95`). The dashed diagonal is where a perfect
+/// predictor lies. Both axes share one range so the diagonal is at 45°. The
+/// PNG is [`PREDICTED_VS_ACTUAL_SIZE`] (600×600); the parent directory of
+/// `path` is created when missing.
+///
+/// # Errors
+///
+/// - [`Error::Shape`] when `mean`, `lower` or `upper` differs in length from
+///   `actual`;
+/// - [`Error::InvalidParameter`] when `actual` is empty, a value is not
+///   finite, or `level` is outside (0, 1);
+/// - [`Error::Io`] when the parent directory cannot be created;
+/// - [`Error::Plot`] when drawing or writing the PNG fails.
+pub fn plot_predicted_vs_actual(
+    path: &Path,
+    title: &str,
+    actual: &[f64],
+    mean: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    level: f64,
+) -> Result<()> {
+    const CONTEXT: &str = "plot_predicted_vs_actual";
+    check_non_empty("actual", actual)?;
+    for (name, values) in [("mean", mean), ("lower", lower), ("upper", upper)] {
+        check_same_len(CONTEXT, (name, values), ("actual", actual))?;
+    }
+    for (name, values) in [
+        ("actual", actual),
+        ("mean", mean),
+        ("lower", lower),
+        ("upper", upper),
+    ] {
+        check_finite(name, values)?;
+    }
+    check_level("level", level)?;
+
+    let all = actual.iter().chain(mean).chain(lower).chain(upper);
+    let range = padded_range(path, all, 0.05)?;
+
+    let interval = format!("{} interval", percent(level));
+    let mut ink = segment_ink(&[(range.start, range.start), (range.end, range.end)]);
+    for i in 0..actual.len() {
+        let lo = lower[i].min(upper[i]).min(mean[i]);
+        let hi = lower[i].max(upper[i]).max(mean[i]);
+        ink.push([actual[i], lo, hi]);
+    }
+
+    render(path, PREDICTED_VS_ACTUAL_SIZE, |root| {
+        let labels = ("actual", "predicted");
+        let mut chart = chart(root, title, range.clone(), range.clone(), labels)?;
+        draw_ideal_diagonal(&mut chart, range.clone())?;
+        let bar = tint(BAND_BLUE, 0.6).stroke_width(1);
+        chart
+            .draw_series(
+                actual
+                    .iter()
+                    .zip(lower)
+                    .zip(upper)
+                    .map(|((&x, &lo), &hi)| PathElement::new(vec![(x, lo), (x, hi)], bar)),
+            )?
+            .label(&interval)
+            .legend(move |(x, y)| {
+                EmptyElement::at((x + 10, y))
+                    + PathElement::new(vec![(0, -7), (0, 7)], bar)
+                    + PathElement::new(vec![(-3, -7), (3, -7)], bar)
+                    + PathElement::new(vec![(-3, 7), (3, 7)], bar)
+            });
+        // End caps, a few pixels wide whatever the data scale.
+        let cap = |x: f64, y: f64| {
+            EmptyElement::at((x, y)) + PathElement::new(vec![(-3, 0), (3, 0)], bar)
+        };
+        chart.draw_series(
+            actual
+                .iter()
+                .zip(lower.iter().zip(upper))
+                .flat_map(|(&x, (&lo, &hi))| [cap(x, lo), cap(x, hi)]),
+        )?;
+        chart
+            .draw_series(
+                actual
+                    .iter()
+                    .zip(mean)
+                    .map(|(&x, &y)| Circle::new((x, y), 3, MEAN_BLUE.filled())),
+            )?
+            .label("predictive mean")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, MEAN_BLUE.filled()));
+        legend(&mut chart, &["ideal", &interval, "predictive mean"], &ink)
+    })
+}
+
+/// The shipped font, registered with plotters as "sans-serif" on first use.
+static FONT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/DejaVuSans.ttf"
+));
+
+/// Light fill for intervals (matplotlib's default blue) and a dark line for means.
+const BAND_BLUE: RGBColor = RGBColor(31, 119, 180);
+const MEAN_BLUE: RGBColor = RGBColor(8, 48, 107);
+const IDEAL_GREY: RGBColor = RGBColor(120, 120, 120);
+/// Colours for successive curves: red, blue, green, orange, purple.
+const PALETTE: [RGBColor; 5] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
+
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Root<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+/// Whatever plotters reports while drawing; turned into [`Error::Plot`] by [`render`].
+type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Registers the shipped font once, creates the parent directory, draws on a
+/// white `size` canvas with `draw`, and writes the PNG.
+fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root) -> DrawResult<()>) -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let plot_error = |message: String| Error::Plot {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !*REGISTERED.get_or_init(|| register_font("sans-serif", FontStyle::Normal, FONT).is_ok()) {
+        return Err(plot_error(
+            "the shipped font assets/DejaVuSans.ttf could not be parsed".into(),
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(Into::into)
+        .and_then(|()| draw(&root))
+        .and_then(|()| root.present().map_err(Into::into))
+        .map_err(|e| plot_error(e.to_string()))
+}
+
+/// The shared chart setup: title, margins, axis ranges, a light grid, and
+/// axis labels `(x, y)`.
+fn chart<'a, 'b>(
+    root: &'a Root<'b>,
+    title: &str,
+    x: Range<f64>,
+    y: Range<f64>,
+    (x_label, y_label): (&str, &str),
+) -> DrawResult<Chart<'a, 'b>> {
+    let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
+    let x_tick = move |v: &f64| format_tick(*v, x_decimals);
+    let y_tick = move |v: &f64| format_tick(*v, y_decimals);
+    let tick_font: TextStyle = ("sans-serif", 14).into_font().into();
+    // Room for the widest y tick label (none is wider than an end of the
+    // range at full precision) beside the rotated axis label.
+    let mut y_label_width = 0;
+    for end in [y.start, y.end] {
+        let text = format!("{end:.y_decimals$}");
+        y_label_width = y_label_width.max(root.estimate_text_size(&text, &tick_font)?.0);
+    }
+    let mut builder = ChartBuilder::on(root);
+    if !title.is_empty() {
+        builder.caption(title, ("sans-serif", 22));
+    }
+    let mut chart = builder
+        .margin(15)
+        .margin_right(25)
+        .x_label_area_size(45)
+        .y_label_area_size(y_label_width + 40)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(tick_font)
+        .draw()?;
+    Ok(chart)
+}
+
+/// What a series puts on the plot at one x, as `[x, y_low, y_high]`: a
+/// point has `y_low == y_high`, a band or error bar spans its interval.
+type Ink = [f64; 3];
+
+/// The legend of the series labelled `labels`, on a white box with a grey
+/// border, in whichever corner of the plot its box covers the least `ink`.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, labels: &[&str], ink: &[Ink]) -> DrawResult<()> {
+    // plotters' legend layout: a 30 px symbol column, 10 px margins, 5 px from the edge.
+    const SYMBOL: i32 = 30;
+    const MARGIN: i32 = 10;
+    const EDGE: i32 = 5;
+    let font = ("sans-serif", 15).into_font();
+    let mut text = MultiLineText::<_, &str>::new((0, 0), font.clone());
+    for &label in labels {
+        text.push_line(label);
+    }
+    let (text_w, text_h) = text.estimate_dimension()?;
+    let (area_w, area_h) = chart.plotting_area().dim_in_pixel();
+    // The legend box as fractions of the plot, measured from the corner.
+    let box_w = f64::from(EDGE + SYMBOL + 2 * MARGIN + text_w) / f64::from(area_w.max(1));
+    let box_h = f64::from(EDGE + 2 * MARGIN + text_h) / f64::from(area_h.max(1));
+
+    let (x, y) = (chart.x_range(), chart.y_range());
+    let (x_span, y_span) = (x.end - x.start, y.end - y.start);
+    let covered = |left: bool, top: bool| {
+        let (x_lo, x_hi) = if left {
+            (x.start, x.start + box_w * x_span)
+        } else {
+            (x.end - box_w * x_span, x.end)
+        };
+        let (y_lo, y_hi) = if top {
+            (y.end - box_h * y_span, y.end)
+        } else {
+            (y.start, y.start + box_h * y_span)
+        };
+        ink.iter()
+            .filter(|&&[ix, lo, hi]| ix >= x_lo && ix <= x_hi && hi >= y_lo && lo <= y_hi)
+            .count()
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, covered(true, true)),
+        (SeriesLabelPosition::UpperRight, covered(false, true)),
+        (SeriesLabelPosition::LowerLeft, covered(true, false)),
+        (SeriesLabelPosition::LowerRight, covered(false, false)),
+    ];
+    // The first corner with the least ink wins ties, so an empty plot gets UpperLeft.
+    let position = corners
+        .into_iter()
+        .reduce(|best, next| if next.1 < best.1 { next } else { best })
+        .map_or(SeriesLabelPosition::UpperLeft, |(position, _)| position);
+
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(MARGIN)
+        .legend_area_size(SYMBOL)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font(font)
+        .draw()?;
+    Ok(())
+}
+
+/// Ink along the polyline through `points`, sampled densely enough that a
+/// legend box crossed by a segment sees it.
+fn segment_ink(points: &[(f64, f64)]) -> Vec<Ink> {
+    const STEPS: usize = 50;
+    points
+        .windows(2)
+        .flat_map(|w| {
+            let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+            (0..=STEPS).map(move |k| {
+                let t = k as f64 / STEPS as f64;
+                let (x, y) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
+                [x, y, y]
+            })
+        })
+        .chain(points.iter().map(|&(x, y)| [x, y, y]))
+        .collect()
+}
+
+/// The dashed grey y = x line over `range`, labelled "ideal".
+fn draw_ideal_diagonal<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, range: Range<f64>) -> DrawResult<()> {
+    let style = IDEAL_GREY.stroke_width(2);
+    let ends = [(range.start, range.start), (range.end, range.end)];
+    chart
+        .draw_series(DashedLineSeries::new(ends, 8, 5, style))?
+        .label("ideal")
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (8, 0)], style)
+                + PathElement::new(vec![(12, 0), (20, 0)], style)
+        });
+    Ok(())
+}
+
+/// Decimals enough for any tick plotters puts on `range`: its ticks are
+/// `{1, 2, 5} × 10^k` apart and at most 10, so the step exceeds span / 10.
+fn tick_decimals(range: &Range<f64>) -> usize {
+    let step = (range.end - range.start) / 10.0;
+    (1.0 - step.log10().floor()).clamp(0.0, 12.0) as usize
+}
+
+/// A tick label without trailing zeros: 350.0 -> "350", 0.50 -> "0.5".
+fn format_tick(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// `colour` blended with white: `weight = 1` is the colour, `0` is white.
+fn tint(colour: RGBColor, weight: f64) -> RGBColor {
+    let blend = |c: u8| (255.0 - weight * (255.0 - f64::from(c))).round() as u8;
+    RGBColor(blend(colour.0), blend(colour.1), blend(colour.2))
+}
+
+/// A coverage level as a percentage for legends: 0.9 -> "90%", 0.683 -> "68.3%".
+fn percent(level: f64) -> String {
+    format!("{}%", (level * 1000.0).round() / 10.0)
+}
+
+/// `[min, max]` of `values` widened by `pad` of its span on each side (or by
+/// a small amount when all values are equal). `values` must be finite.
+fn padded_range<'v>(
+    path: &Path,
+    values: impl Iterator<Item = &'v f64>,
+    pad: f64,
+) -> Result<Range<f64>> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    let span = hi - lo;
+    let half = if span > 0.0 {
+        pad * span
+    } else {
+        0.1 * lo.abs().max(1.0)
+    };
+    let range = (lo - half)..(hi + half);
+    if range.start.is_finite() && range.end.is_finite() {
+        Ok(range)
+    } else {
+        Err(Error::Plot {
+            path: path.to_path_buf(),
+            message: format!("the values span [{lo}, {hi}], too wide an axis range to draw"),
+        })
+    }
+}
+
+fn check_non_empty<T>(name: &str, values: &[T]) -> Result<()> {
+    if values.is_empty() {
+        Err(Error::invalid(name, "an empty slice", "at least one value"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_same_len(
+    context: &str,
+    (name, values): (&str, &[f64]),
+    (ref_name, reference): (&str, &[f64]),
+) -> Result<()> {
+    if values.len() == reference.len() {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            context: context.into(),
+            message: format!(
+                "`{name}` has {} values but `{ref_name}` has {}; they must have the same length",
+                values.len(),
+                reference.len()
+            ),
+        })
+    }
+}
+
+fn check_finite(name: &str, values: &[f64]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::invalid(
+            format!("{name}[{i}]"),
+            values[i],
+            "a finite number",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_level(name: &str, level: f64) -> Result<()> {
+    if level > 0.0 && level < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            name,
+            level,
+            "a coverage level in (0, 1), e.g. 0.9 for a 90% interval",
+        ))
+    }
+}

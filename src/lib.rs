@@ -3,4 +3,15 @@
 pub mod data;
 pub mod error;
 pub mod figures;
+pub mod layers;
+pub mod likelihood;
+pub mod model;
+pub mod noise;
+pub mod ops;
+pub mod posterior;
+pub mod prior;
 pub use error::{Error, Result};
+pub mod elbo;
+pub mod metrics;
+pub mod predictive;
+pub mod train;

@@ -1,0 +1,344 @@
+//! `BayesLinear`: a linear layer with a factored Gaussian posterior on its
+//! weights and bias, and three ways to sample its output.
+//!
+//! With `W ~ q` (`[out_dim, in_dim]`, `W = mu + sigma ⊙ E`) and `b ~ q_b`:
+//!
+//! ```text
+//! Reparam       y = x Wᵀ + b,  one W per sample, shared by the minibatch
+//!               (Blundell et al. 2015)
+//! LocalReparam  y = x muᵀ + mu_b + sqrt(x² (sigma²)ᵀ + sigma_b²) ⊙ eps
+//!               pre-activations sampled directly, independent per example
+//!               (Kingma, Salimans & Welling 2015, "Variational Dropout and
+//!               the Local Reparameterization Trick")
+//! Flipout       y = x muᵀ + ((x ⊙ s) (sigma ⊙ E)ᵀ) ⊙ r + b,  s, r random signs
+//!               per example, one E per sample: pseudo-independent weight
+//!               perturbations per example (Wen et al. 2018, "Flipout")
+//! ```
+//!
+//! All three have the same marginal for one example: `y_j ~ N(x·mu_j + mu_bj,
+//! Σ_i x_i² sigma_ji² + sigma_bj²)`; they differ in the correlation across the
+//! minibatch, and so in the variance of the gradient.
+//!
+//! # Shapes
+//! Input `[batch, in_dim]` -> output `[batch, out_dim]` (one sample), or input
+//! `[samples, batch, in_dim]` -> output `[samples, batch, out_dim]` (`samples`
+//! independent posterior draws in one batched pass).
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{Device, Module, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::noise::NoiseSource;
+use crate::posterior::{FactoredGaussian, KlTerms};
+use crate::prior::{Fan, LayerPrior, Prior};
+use crate::{Error, Result};
+
+/// How a forward pass turns the weight posterior into a sampled output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// One weight draw per sample, shared by the minibatch.
+    Reparam,
+    /// Sample pre-activations; lowest-variance gradients for dense layers.
+    #[default]
+    LocalReparam,
+    /// Sign-flipped shared perturbation, decorrelated across examples.
+    Flipout,
+}
+
+impl fmt::Display for Estimator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Estimator::Reparam => "reparam",
+            Estimator::LocalReparam => "local",
+            Estimator::Flipout => "flipout",
+        })
+    }
+}
+
+impl FromStr for Estimator {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "reparam" => Ok(Estimator::Reparam),
+            "local" => Ok(Estimator::LocalReparam),
+            "flipout" => Ok(Estimator::Flipout),
+            _ => Err(Error::invalid(
+                "estimator",
+                format!("'{s}'"),
+                "reparam | local | flipout",
+            )),
+        }
+    }
+}
+
+/// The standard-normal and sign noise one forward pass of a [`BayesLinear`]
+/// consumes. Drawn by [`BayesLinear::draw_noise`]; built by hand in tests to
+/// inject known noise. `S` = samples, `B` = batch.
+#[derive(Debug, Clone)]
+pub enum LayerNoise {
+    /// `weight: [S, out, in]`, `bias: [S, 1, out]`.
+    Reparam {
+        /// Weight noise `E`.
+        weight: Tensor,
+        /// Bias noise.
+        bias: Tensor,
+    },
+    /// `output: [S, B, out]`, the pre-activation noise.
+    LocalReparam {
+        /// Pre-activation noise `eps`.
+        output: Tensor,
+    },
+    /// `weight: [S, out, in]`, `bias: [S, 1, out]`, `sign_in: [S, B, in]`,
+    /// `sign_out: [S, B, out]`.
+    Flipout {
+        /// Shared weight perturbation noise `E`.
+        weight: Tensor,
+        /// Bias noise.
+        bias: Tensor,
+        /// Input signs `s`.
+        sign_in: Tensor,
+        /// Output signs `r`.
+        sign_out: Tensor,
+    },
+}
+
+/// A linear layer `y = x Wᵀ + b` with `W ~ N(mu, sigma²)`, `b ~ N(mu_b, sigma_b²)`.
+#[derive(Debug, Clone)]
+pub struct BayesLinear {
+    weight: FactoredGaussian,
+    bias: FactoredGaussian,
+    prior: LayerPrior,
+    estimator: Estimator,
+    noise: NoiseSource,
+}
+
+impl BayesLinear {
+    /// A fresh layer whose means are drawn from `prior` (resolved for this
+    /// layer's fan) and whose scales start at `init_scale · std(prior)`.
+    /// The bias has the same prior as the weights.
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        prior: &Prior,
+        estimator: Estimator,
+        init_scale: f64,
+        noise: NoiseSource,
+        device: &Device,
+    ) -> Result<Self> {
+        let layer_prior = prior.resolve(Fan {
+            fan_in: in_dim,
+            fan_out: out_dim,
+        })?;
+        let weight = FactoredGaussian::from_prior(
+            (out_dim, in_dim),
+            &layer_prior,
+            init_scale,
+            &noise,
+            device,
+        )?;
+        let bias = FactoredGaussian::from_prior(out_dim, &layer_prior, init_scale, &noise, device)?;
+        Ok(Self {
+            weight,
+            bias,
+            prior: layer_prior,
+            estimator,
+            noise,
+        })
+    }
+
+    /// From existing posteriors (weight `[out, in]`, bias `[out]`), e.g. loaded
+    /// from a checkpoint.
+    pub fn from_posteriors(
+        weight: FactoredGaussian,
+        bias: FactoredGaussian,
+        prior: LayerPrior,
+        estimator: Estimator,
+        noise: NoiseSource,
+    ) -> Result<Self> {
+        let (w, b) = (weight.mu().dims(), bias.mu().dims());
+        if w.len() != 2 || b != [w[0]] {
+            return Err(Error::Shape {
+                context: "BayesLinear".into(),
+                message: format!("weight must be [out, in] and bias [out]; got {w:?} and {b:?}"),
+            });
+        }
+        Ok(Self {
+            weight,
+            bias,
+            prior,
+            estimator,
+            noise,
+        })
+    }
+
+    /// Number of inputs.
+    pub fn in_dim(&self) -> usize {
+        self.weight.mu().dims()[1]
+    }
+
+    /// Number of outputs.
+    pub fn out_dim(&self) -> usize {
+        self.weight.mu().dims()[0]
+    }
+
+    /// The weight posterior.
+    pub fn weight(&self) -> &FactoredGaussian {
+        &self.weight
+    }
+
+    /// The bias posterior.
+    pub fn bias(&self) -> &FactoredGaussian {
+        &self.bias
+    }
+
+    /// The prior this layer was initialized from and is regularized toward.
+    pub fn prior(&self) -> &LayerPrior {
+        &self.prior
+    }
+
+    /// The sampling estimator.
+    pub fn estimator(&self) -> Estimator {
+        self.estimator
+    }
+
+    /// The trainable variables: weight mu, weight rho, bias mu, bias rho.
+    pub fn vars(&self) -> Vec<Var> {
+        [&self.weight, &self.bias]
+            .into_iter()
+            .flat_map(|p| [p.mu().clone(), p.rho().clone()])
+            .collect()
+    }
+
+    /// `KL(q || p)` of weights and bias: closed form for a Gaussian prior, a
+    /// fresh one-sample Monte Carlo estimate otherwise.
+    pub fn kl(&self) -> Result<KlTerms> {
+        self.weight
+            .kl_to(&self.prior, &self.noise)?
+            .add(&self.bias.kl_to(&self.prior, &self.noise)?)
+    }
+
+    /// Draws the noise for `samples` posterior draws over a batch of `batch` rows.
+    pub fn draw_noise(&self, samples: usize, batch: usize) -> Result<LayerNoise> {
+        let (n, o, i) = (&self.noise, self.out_dim(), self.in_dim());
+        let dev = self.weight.mu().device();
+        Ok(match self.estimator {
+            Estimator::Reparam => LayerNoise::Reparam {
+                weight: n.standard_normal((samples, o, i), dev)?,
+                bias: n.standard_normal((samples, 1, o), dev)?,
+            },
+            Estimator::LocalReparam => LayerNoise::LocalReparam {
+                output: n.standard_normal((samples, batch, o), dev)?,
+            },
+            Estimator::Flipout => LayerNoise::Flipout {
+                weight: n.standard_normal((samples, o, i), dev)?,
+                bias: n.standard_normal((samples, 1, o), dev)?,
+                sign_in: n.rademacher((samples, batch, i), dev)?,
+                sign_out: n.rademacher((samples, batch, o), dev)?,
+            },
+        })
+    }
+
+    /// Sampled forward pass with fresh noise. `xs`: `[B, in]` or `[S, B, in]`.
+    pub fn forward_sample(&self, xs: &Tensor) -> Result<Tensor> {
+        let (s, b) = match xs.dims() {
+            [b, _] => (1, *b),
+            [s, b, _] => (*s, *b),
+            d => return Err(self.rank_error(d)),
+        };
+        let noise = self.draw_noise(s, b)?;
+        self.forward_with_noise(xs, &noise)
+    }
+
+    /// Sampled forward pass with the given noise (see [`LayerNoise`] shapes).
+    pub fn forward_with_noise(&self, xs: &Tensor, noise: &LayerNoise) -> Result<Tensor> {
+        let squeeze = xs.rank() == 2;
+        let xs = match xs.rank() {
+            2 => xs.unsqueeze(0)?,
+            3 => xs.clone(),
+            _ => return Err(self.rank_error(xs.dims())),
+        };
+        let ys = match noise {
+            LayerNoise::Reparam { weight, bias } => {
+                let w = self.weight.sample_with(weight)?; // [S, out, in]
+                let b = self.bias.sample_with(bias)?; // [S, 1, out]
+                xs.matmul(&w.transpose(1, 2)?)?.broadcast_add(&b)?
+            }
+            LayerNoise::LocalReparam { output } => {
+                let mean = self.forward_mean(&xs)?;
+                let var = shared_matmul(&xs.sqr()?, &self.weight.sigma()?.sqr()?)?
+                    .broadcast_add(&self.bias.sigma()?.sqr()?)?;
+                (mean + (var.sqrt()? * output)?)?
+            }
+            LayerNoise::Flipout {
+                weight,
+                bias,
+                sign_in,
+                sign_out,
+            } => {
+                let mean = shared_matmul(&xs, self.weight.mu().as_tensor())?;
+                let delta = weight.broadcast_mul(&self.weight.sigma()?)?; // [S, out, in]
+                let perturbation = ((&xs * sign_in)?.matmul(&delta.transpose(1, 2)?)? * sign_out)?;
+                let b = self.bias.sample_with(bias)?;
+                (mean + perturbation)?.broadcast_add(&b)?
+            }
+        };
+        Ok(if squeeze { ys.squeeze(0)? } else { ys })
+    }
+
+    /// Deterministic pass through the posterior means, `x muᵀ + mu_b`, for an
+    /// input of any rank ≥ 2 whose last dimension is `in_dim`.
+    pub fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(shared_matmul(xs, self.weight.mu().as_tensor())?
+            .broadcast_add(self.bias.mu().as_tensor())?)
+    }
+
+    fn rank_error(&self, dims: &[usize]) -> Error {
+        Error::Shape {
+            context: "BayesLinear::forward".into(),
+            message: format!(
+                "input must be [batch, {0}] or [samples, batch, {0}], got {dims:?}",
+                self.in_dim()
+            ),
+        }
+    }
+}
+
+/// `xs · wᵀ` for one weight matrix `w: [out, in]` shared by every leading
+/// index of `xs: [..., in]`, as one flat 2-D matmul.
+fn shared_matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims();
+    let in_dim = dims[dims.len() - 1];
+    let rows = xs.elem_count() / in_dim.max(1);
+    let flat = xs.reshape((rows, in_dim))?.matmul(&w.t()?)?;
+    let mut out_dims = dims.to_vec();
+    let last = out_dims.len() - 1;
+    out_dims[last] = w.dims()[0];
+    Ok(flat.reshape(out_dims)?)
+}
+
+impl Module for BayesLinear {
+    /// One posterior sample per call (candle's `Module`, so a `BayesLinear`
+    /// drops into any candle model).
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_sample(xs).map_err(|e| match e {
+            Error::Candle(c) => c,
+            other => candle_core::Error::Msg(other.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for BayesLinear {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, o) = (self.in_dim(), self.out_dim());
+        write!(
+            f,
+            "BayesLinear {{in_dim: {i}, out_dim: {o}, estimator: {}, prior_std: {:.4}, params: {}}}",
+            self.estimator,
+            self.prior.std(),
+            2 * (i * o + o)
+        )
+    }
+}

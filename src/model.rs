@@ -1,0 +1,292 @@
+//! The Bayesian MLP and the interface every stochastic model offers the
+//! trainer and the predictive.
+//!
+//! ```text
+//! x -> BayesLinear -> act -> ... -> BayesLinear -> head -> likelihood
+//! KL(q || p) = Σ_layers KL_layer   (a sum the compiler sees, not reflection)
+//! ```
+
+use std::fmt;
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{Activation, BayesLinear, Estimator};
+use crate::likelihood::{Likelihood, LikelihoodKind};
+use crate::noise::NoiseSource;
+use crate::posterior::{KlTerms, DEFAULT_INIT_SCALE};
+use crate::prior::Prior;
+use crate::{Error, Result};
+
+/// What the trainer ([`crate::train`]) and the predictive
+/// ([`crate::predictive`]) need from a model: stochastic passes, a KL (the
+/// regularizer of the ELBO), a likelihood and the trainable variables.
+pub trait StochasticModel {
+    /// `samples` stochastic passes in one batched evaluation.
+    /// `xs: [B, in]` -> head outputs `[samples, B, head_dim]`.
+    fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor>;
+
+    /// The deterministic pass (posterior means), `[B, in]` -> `[B, head_dim]`.
+    fn forward_mean(&self, xs: &Tensor) -> Result<Tensor>;
+
+    /// `KL(q || p)`, split into its L2 part and the rest.
+    fn kl(&self) -> Result<KlTerms>;
+
+    /// The likelihood the head feeds.
+    fn likelihood(&self) -> &Likelihood;
+
+    /// All trainable variables by name (the names are checkpoint keys and
+    /// appear in training errors).
+    fn named_vars(&self) -> Vec<(String, Var)>;
+
+    /// All trainable variables.
+    fn vars(&self) -> Vec<Var> {
+        self.named_vars().into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+/// Architecture and prior of a [`BayesMlp`]; serializable, so a saved run can
+/// be rebuilt from it.
+///
+/// | Field | Default | Purpose | Range |
+/// |---|---|---|---|
+/// | `input_dim` | required | features per example | ≥ 1 |
+/// | `hidden` | required | units per hidden layer | each ≥ 1 (may be empty) |
+/// | `activation` | ReLU | hidden nonlinearity | relu, tanh, selu |
+/// | `prior` | He | prior = initializer of every layer | see [`Prior`] |
+/// | `estimator` | local reparameterization | how outputs are sampled | see [`Estimator`] |
+/// | `likelihood` | homoscedastic Gaussian | head and loss | see [`LikelihoodKind`] |
+/// | `init_scale` | [`DEFAULT_INIT_SCALE`] | initial posterior std / prior std | > 0 |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BayesMlpConfig {
+    /// Number of input features.
+    pub input_dim: usize,
+    /// Width of each hidden layer.
+    pub hidden: Vec<usize>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Prior over every layer's weights and biases (also their initializer).
+    pub prior: Prior,
+    /// Output-sampling estimator of every layer.
+    pub estimator: Estimator,
+    /// Likelihood head.
+    pub likelihood: LikelihoodKind,
+    /// Initial posterior standard deviation as a fraction of the prior's.
+    pub init_scale: f64,
+}
+
+impl BayesMlpConfig {
+    /// A config with the required fields and the defaults of the table above.
+    pub fn new(input_dim: usize, hidden: &[usize]) -> Self {
+        Self {
+            input_dim,
+            hidden: hidden.to_vec(),
+            activation: Activation::default(),
+            prior: Prior::default(),
+            estimator: Estimator::default(),
+            likelihood: LikelihoodKind::default(),
+            init_scale: DEFAULT_INIT_SCALE,
+        }
+    }
+
+    /// Checks every field; errors name the field and its valid range.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dim == 0 {
+            return Err(Error::invalid("input_dim", 0, "at least 1 feature"));
+        }
+        if let Some(i) = self.hidden.iter().position(|h| *h == 0) {
+            return Err(Error::invalid(
+                format!("hidden[{i}]"),
+                0,
+                "at least 1 unit per hidden layer",
+            ));
+        }
+        if !(self.init_scale.is_finite() && self.init_scale > 0.0) {
+            return Err(Error::invalid(
+                "init_scale",
+                self.init_scale,
+                "a finite number > 0",
+            ));
+        }
+        self.prior.validate()?;
+        self.likelihood.validate()
+    }
+
+    /// `[input_dim, hidden..., head_dim]`.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.input_dim];
+        sizes.extend(&self.hidden);
+        sizes.push(self.likelihood.head_dim());
+        sizes
+    }
+}
+
+/// A multilayer perceptron of [`BayesLinear`] layers.
+#[derive(Debug, Clone)]
+pub struct BayesMlp {
+    config: BayesMlpConfig,
+    layers: Vec<BayesLinear>,
+    likelihood: Likelihood,
+    noise: NoiseSource,
+}
+
+impl BayesMlp {
+    /// A fresh network: every layer's means drawn from the prior, in layer
+    /// order, from `seed` (which then drives the forward-pass noise too).
+    pub fn new(config: BayesMlpConfig, seed: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let noise = NoiseSource::new(seed);
+        let sizes = config.layer_sizes();
+        let layers = sizes
+            .windows(2)
+            .map(|io| {
+                BayesLinear::new(
+                    io[0],
+                    io[1],
+                    &config.prior,
+                    config.estimator,
+                    config.init_scale,
+                    noise.clone(),
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let likelihood = Likelihood::new(config.likelihood, device)?;
+        Ok(Self {
+            config,
+            layers,
+            likelihood,
+            noise,
+        })
+    }
+
+    /// Reassembles a network from its parts (checkpoint loading); layer
+    /// shapes must match the config.
+    pub fn from_parts(
+        config: BayesMlpConfig,
+        layers: Vec<BayesLinear>,
+        likelihood: Likelihood,
+        noise: NoiseSource,
+    ) -> Result<Self> {
+        config.validate()?;
+        let sizes = config.layer_sizes();
+        let got: Vec<(usize, usize)> = layers.iter().map(|l| (l.in_dim(), l.out_dim())).collect();
+        let want: Vec<(usize, usize)> = sizes.windows(2).map(|w| (w[0], w[1])).collect();
+        if got != want {
+            return Err(Error::Shape {
+                context: "BayesMlp::from_parts".into(),
+                message: format!("layers are {got:?}, the config needs {want:?}"),
+            });
+        }
+        Ok(Self {
+            config,
+            layers,
+            likelihood,
+            noise,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &BayesMlpConfig {
+        &self.config
+    }
+
+    /// The layers, input first.
+    pub fn layers(&self) -> &[BayesLinear] {
+        &self.layers
+    }
+
+    /// The shared noise stream (reseed it to replay forward passes).
+    pub fn noise(&self) -> &NoiseSource {
+        &self.noise
+    }
+
+    fn check_input(&self, xs: &Tensor) -> Result<usize> {
+        match xs.dims() {
+            [b, d] if *d == self.config.input_dim => Ok(*b),
+            d => Err(Error::Shape {
+                context: "BayesMlp input".into(),
+                message: format!("expected [batch, {}], got {d:?}", self.config.input_dim),
+            }),
+        }
+    }
+
+    fn run(
+        &self,
+        xs: Tensor,
+        layer_pass: impl Fn(&BayesLinear, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let last = self.layers.len() - 1;
+        let mut h = xs;
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer_pass(layer, &h)?;
+            if i < last {
+                h = self.config.activation.apply(&h)?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+impl StochasticModel for BayesMlp {
+    fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
+        let b = self.check_input(xs)?;
+        if samples == 0 {
+            return Err(Error::invalid("samples", 0, "at least 1"));
+        }
+        let xs = xs
+            .unsqueeze(0)?
+            .broadcast_as((samples, b, self.config.input_dim))?
+            .contiguous()?;
+        self.run(xs, |layer, h| layer.forward_sample(h))
+    }
+
+    fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
+        self.check_input(xs)?;
+        self.run(xs.clone(), |layer, h| layer.forward_mean(h))
+    }
+
+    fn kl(&self) -> Result<KlTerms> {
+        let mut total = KlTerms::zeros(self.layers[0].weight().mu().device())?;
+        for layer in &self.layers {
+            total = total.add(&layer.kl()?)?;
+        }
+        Ok(total)
+    }
+
+    fn likelihood(&self) -> &Likelihood {
+        &self.likelihood
+    }
+
+    /// `l{i}.weight.mu`, `l{i}.weight.rho`, `l{i}.bias.mu`, `l{i}.bias.rho`
+    /// per layer, then `likelihood.noise_rho` (homoscedastic only).
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (part, post) in [("weight", layer.weight()), ("bias", layer.bias())] {
+                out.push((format!("l{i}.{part}.mu"), post.mu().clone()));
+                out.push((format!("l{i}.{part}.rho"), post.rho().clone()));
+            }
+        }
+        if let Some(rho) = self.likelihood.noise_rho() {
+            out.push(("likelihood.noise_rho".into(), rho.clone()));
+        }
+        out
+    }
+}
+
+impl fmt::Display for BayesMlp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        let params: usize = self.vars().iter().map(|v| v.elem_count()).sum();
+        write!(
+            f,
+            "BayesMlp {{sizes: {:?}, activation: {}, prior: {}, estimator: {}, likelihood: {:?}, params: {params}}}",
+            c.layer_sizes(),
+            c.activation,
+            c.prior,
+            c.estimator,
+            c.likelihood
+        )
+    }
+}

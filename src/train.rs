@@ -1,0 +1,302 @@
+//! Minibatch training of a [`StochasticModel`] by maximizing its ELBO.
+//!
+//! Each step: draw a minibatch (shuffled from the seed), one stochastic
+//! forward pass, `loss = nll / T + beta · KL / N` ([`crate::elbo`]), backprop,
+//! and an AdamW step with **zero** decoupled weight decay: the KL already is
+//! the weight decay (candle's `ParamsAdamW::default()` would add 0.01 more).
+//!
+//! A guard checks the NLL, the KL and every gradient before each update; a
+//! non-finite value stops training with [`Error::NonFinite`] naming the term
+//! and the step, and the parameters keep their last finite values.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::elbo::{Elbo, ElboValues, KlSchedule};
+use crate::model::StochasticModel;
+use crate::{Error, Result};
+
+/// KL/N this many times larger than |NLL| (and than 1 nat) triggers the
+/// "prior dominates" warning: the posterior will then barely leave the prior.
+const KL_DOMINANCE_RATIO: f64 = 10.0;
+
+/// Optimization settings.
+///
+/// | Field | Default | Purpose | Range |
+/// |---|---|---|---|
+/// | `epochs` | 100 | passes over the data | ≥ 1 |
+/// | `batch_size` | 32 | rows per step | ≥ 1 |
+/// | `lr` | 1e-2 | AdamW learning rate | > 0 |
+/// | `seed` | 0 | minibatch order | any |
+/// | `kl_schedule` | constant 1 | KL weight over time | see [`KlSchedule`] |
+/// | `temperature` | 1 | likelihood temperature | > 0 |
+/// | `progress` | true | progress bar (only drawn on a terminal) | |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Minibatch size (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed of the minibatch shuffles.
+    pub seed: u64,
+    /// KL weight schedule.
+    pub kl_schedule: KlSchedule,
+    /// Likelihood temperature.
+    pub temperature: f64,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            batch_size: 32,
+            lr: 1e-2,
+            seed: 0,
+            kl_schedule: KlSchedule::default(),
+            temperature: 1.0,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs", 0, "at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", 0, "at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid("lr", self.lr, "a finite number > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Mean loss terms over one epoch's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// KL weight at the epoch's last step.
+    pub beta: f64,
+    /// Mean terms.
+    pub terms: ElboValues,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// One summary per epoch.
+    pub epochs: Vec<EpochSummary>,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Warnings raised (also printed to stderr once).
+    pub warnings: Vec<String>,
+}
+
+impl TrainReport {
+    /// The last epoch's summary.
+    pub fn last(&self) -> Option<&EpochSummary> {
+        self.epochs.last()
+    }
+}
+
+/// Trains `model` on `xs: [N, in]`, `ys: [N, 1]` (standardized or not: the
+/// model sees what it is given). `N` is also the ELBO's dataset size.
+pub fn fit<M: StochasticModel + ?Sized>(
+    model: &M,
+    xs: &Tensor,
+    ys: &Tensor,
+    config: &TrainConfig,
+) -> Result<TrainReport> {
+    config.validate()?;
+    let n = xs.dim(0)?;
+    if ys.dims() != [n, 1] {
+        return Err(Error::Shape {
+            context: "fit".into(),
+            message: format!(
+                "xs has {n} rows, so ys must be [{n}, 1]; got {:?}",
+                ys.dims()
+            ),
+        });
+    }
+    let elbo = Elbo::new(n)?
+        .with_schedule(config.kl_schedule)?
+        .with_temperature(config.temperature)?;
+    let (names, vars): (Vec<String>, Vec<Var>) = model.named_vars().into_iter().unzip();
+    let mut optimizer = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: config.lr,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let steps_per_epoch = n.div_ceil(config.batch_size);
+    let bar = progress_bar(config);
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let start = Instant::now();
+    let mut report = TrainReport {
+        epochs: Vec::with_capacity(config.epochs),
+        steps: 0,
+        seconds: 0.0,
+        warnings: Vec::new(),
+    };
+
+    for epoch in 0..config.epochs {
+        order.shuffle(&mut rng);
+        let mut sum = [0f64; 5];
+        let mut beta = 0.0;
+        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+            let idx = Tensor::from_slice(chunk, chunk.len(), xs.device())?;
+            let (xb, yb) = (xs.index_select(&idx, 0)?, ys.index_select(&idx, 0)?);
+            let head = model.forward_samples(&xb, 1)?;
+            let nll = model.likelihood().nll(&head, &yb)?;
+            let epochs_done = epoch as f64 + (b + 1) as f64 / steps_per_epoch as f64;
+            let terms = elbo.terms(&nll, &model.kl()?, epochs_done)?;
+            let v = terms.values()?;
+            let step = report.steps;
+            for (name, value) in [("nll", v.nll), ("kl", v.kl), ("loss", v.loss)] {
+                if !value.is_finite() {
+                    return Err(Error::NonFinite {
+                        term: name.into(),
+                        value,
+                        step,
+                        epoch,
+                    });
+                }
+            }
+            let grads = terms.loss.backward()?;
+            check_gradients(&vars, &names, &grads, step, epoch)?;
+            optimizer.step(&grads)?;
+            report.steps += 1;
+            beta = terms.beta;
+            for (s, x) in sum
+                .iter_mut()
+                .zip([v.loss, v.nll, v.kl, v.kl_l2, v.kl_rest])
+            {
+                *s += x;
+            }
+        }
+        let m = |i: usize| sum[i] / steps_per_epoch as f64;
+        let terms = ElboValues {
+            loss: m(0),
+            nll: m(1),
+            kl: m(2),
+            kl_l2: m(3),
+            kl_rest: m(4),
+        };
+        report.epochs.push(EpochSummary { epoch, beta, terms });
+        bar.set_message(format!(
+            "loss {:.4}  nll {:.4}  kl/N {:.4}",
+            terms.loss,
+            terms.nll,
+            terms.kl / n as f64
+        ));
+        bar.inc(1);
+        if report.warnings.is_empty() && (epoch == 0 || epoch + 1 == config.epochs) {
+            if let Some(w) = kl_dominance_warning(&terms, n) {
+                bar.suspend(|| eprintln!("warning: {w}"));
+                report.warnings.push(w);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Errors if any gradient holds a NaN or an infinity. One fused reduction for
+/// the common (finite) case; the culprit is located only on failure.
+fn check_gradients(
+    vars: &[Var],
+    names: &[String],
+    grads: &candle_core::backprop::GradStore,
+    step: usize,
+    epoch: usize,
+) -> Result<()> {
+    let sq_norm = |g: &Tensor| -> Result<f64> {
+        Ok(g.sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?)
+    };
+    let present: Vec<(usize, &Tensor)> = vars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| grads.get(v).map(|g| (i, g)))
+        .collect();
+    let mut total = Tensor::new(
+        0f32,
+        vars.first()
+            .map_or(&candle_core::Device::Cpu, |v| v.device()),
+    )?;
+    for (_, g) in &present {
+        total = (total + g.sqr()?.sum_all()?)?;
+    }
+    if total.to_dtype(DType::F64)?.to_scalar::<f64>()?.is_finite() {
+        return Ok(());
+    }
+    for (i, g) in present {
+        let value = sq_norm(g)?;
+        if !value.is_finite() {
+            return Err(Error::NonFinite {
+                term: format!("gradient of {}", names[i]),
+                value,
+                step,
+                epoch,
+            });
+        }
+    }
+    // The sum overflowed although every part is finite: gradients this large
+    // are a divergence too.
+    Err(Error::NonFinite {
+        term: "gradient norm".into(),
+        value: f64::INFINITY,
+        step,
+        epoch,
+    })
+}
+
+fn kl_dominance_warning(terms: &ElboValues, n: usize) -> Option<String> {
+    let kl_per_example = terms.kl / n as f64;
+    let scale = terms.nll.abs().max(1.0);
+    (kl_per_example > KL_DOMINANCE_RATIO * scale).then(|| {
+        format!(
+            "KL/N = {kl_per_example:.3} is over {KL_DOMINANCE_RATIO}x the NLL ({:.3}): the prior dominates and the posterior will stay close to it (underfit). More data, a wider prior, or a KL warm-up may help.",
+            terms.nll
+        )
+    })
+}
+
+fn progress_bar(config: &TrainConfig) -> ProgressBar {
+    if !config.progress {
+        return ProgressBar::hidden();
+    }
+    // stderr draw target: drawn only when stderr is a terminal.
+    let bar =
+        ProgressBar::with_draw_target(Some(config.epochs as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] epoch {pos}/{len} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
