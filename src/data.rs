@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
 
 use crate::error::{Error, Result};
 
@@ -1132,6 +1133,43 @@ pub fn diabetes() -> Dataset {
         feature_names,
         target_name: "disease_progression".into(),
     }
+}
+
+/// The 1-D toy regression with a gap in its inputs (used by the demo, an
+/// example and the coverage tests): `n` rows with
+///
+/// ```text
+/// x ~ U([-3, -1] ∪ [1, 3]),   y = toy_gap_function(x) + noise_std · eps,   eps ~ N(0, 1)
+/// ```
+///
+/// No training input falls in `(-1, 1)`, where a Bayesian model should be
+/// less certain. Errors if `n` is 0 or `noise_std` is negative or not finite.
+pub fn toy_gap(n: usize, noise_std: f64, seed: u64) -> Result<Dataset> {
+    if n == 0 {
+        return Err(Error::invalid("n", 0, "at least 1 row"));
+    }
+    if !(noise_std.is_finite() && noise_std >= 0.0) {
+        return Err(Error::invalid(
+            "noise_std",
+            noise_std,
+            "a finite number >= 0",
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut x, mut y) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let u: f64 = rng.random_range(1.0..3.0);
+        let xi = if rng.random::<bool>() { u } else { -u };
+        let eps: f64 = rng.sample(StandardNormal);
+        x.push(xi);
+        y.push(toy_gap_function(xi) + noise_std * eps);
+    }
+    Dataset::new(x, y, vec!["x".into()], "y")
+}
+
+/// The noiseless function behind [`toy_gap`]: `f(x) = sin(2x) + x / 2`.
+pub fn toy_gap_function(x: f64) -> f64 {
+    (2.0 * x).sin() + 0.5 * x
 }
 
 #[cfg(test)]

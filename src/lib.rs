@@ -14,4 +14,6 @@ pub use error::{Error, Result};
 pub mod elbo;
 pub mod metrics;
 pub mod predictive;
+pub mod regressor;
+pub mod studies;
 pub mod train;

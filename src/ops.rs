@@ -43,6 +43,26 @@ pub fn softplus(xs: &Tensor) -> Result<Tensor> {
     Ok((xs.relu()? + tail)?)
 }
 
+/// Below this `rho`, `ln softplus(rho) = rho - e^rho/2 + …` equals `rho` to
+/// within `e^-20 / 2 ≈ 1e-9`.
+const LOG_SOFTPLUS_LINEAR_BELOW: f64 = -20.0;
+
+/// `ln softplus(x)`, elementwise, with finite gradients everywhere.
+///
+/// ```text
+/// ln softplus(x) = x                          if x < -20
+///                = ln(softplus(max(x, -20)))  otherwise
+/// ```
+///
+/// `ln(softplus(x))` computed directly fails below `x ≈ -88`: softplus is
+/// then an f32 subnormal (or 0), and the backward pass of `ln` divides by it,
+/// producing `inf · 0 = NaN` gradients. The clamp keeps the unused branch finite.
+pub fn log_softplus(xs: &Tensor) -> Result<Tensor> {
+    let direct = softplus(&xs.maximum(LOG_SOFTPLUS_LINEAR_BELOW)?)?.log()?;
+    let linear = xs.lt(LOG_SOFTPLUS_LINEAR_BELOW)?;
+    Ok(linear.where_cond(xs, &direct)?)
+}
+
 /// Stable softplus in f64 (reference value and scalar parameters).
 pub fn softplus_f64(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()

@@ -22,7 +22,7 @@
 use candle_core::{Device, Shape, Tensor, Var};
 
 use crate::noise::NoiseSource;
-use crate::ops::{inverse_softplus_f64, softplus};
+use crate::ops::{inverse_softplus_f64, log_softplus, softplus};
 use crate::prior::LayerPrior;
 use crate::{Error, Result};
 
@@ -127,6 +127,12 @@ impl FactoredGaussian {
         softplus(self.rho.as_tensor())
     }
 
+    /// `ln sigma = ln softplus(rho)`, with finite gradients even where sigma
+    /// underflows f32.
+    pub fn ln_sigma(&self) -> Result<Tensor> {
+        log_softplus(self.rho.as_tensor())
+    }
+
     /// Reparameterized sample(s) `w = mu + sigma ⊙ eps`. `eps` has the
     /// posterior's shape, optionally with leading sample dimensions.
     pub fn sample_with(&self, eps: &Tensor) -> Result<Tensor> {
@@ -137,9 +143,9 @@ impl FactoredGaussian {
 
     /// `Σ ln q(w)` for `w = mu + sigma ⊙ eps`, written in terms of `eps`:
     /// `Σ [ -½ ln 2π - ln sigma - eps²/2 ]`.
-    fn log_prob_of_sample(&self, sigma: &Tensor, eps: &Tensor) -> Result<Tensor> {
+    fn log_prob_of_sample(&self, eps: &Tensor) -> Result<Tensor> {
         let n = eps.elem_count() as f64;
-        let ln_sigma = sigma.log()?.sum_all()?;
+        let ln_sigma = self.ln_sigma()?.sum_all()?;
         let sq = (eps.sqr()?.sum_all()? * 0.5)?;
         Ok(((ln_sigma + sq)?.neg()? - 0.5 * n * 1.837_877_066_409_345_3)?)
     }
@@ -159,7 +165,7 @@ impl FactoredGaussian {
         let sigma = self.sigma()?;
         let n = sigma.elem_count() as f64;
         // Σ [ln sp - ln s + s²/(2sp²) - 1/2]
-        let rest = ((sigma.sqr()?.sum_all()? * inv_2var)? - sigma.log()?.sum_all()?)?;
+        let rest = ((sigma.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?;
         let rest = (rest + n * (sp.ln() - 0.5))?;
         Ok(KlTerms { l2, rest })
     }
@@ -169,7 +175,7 @@ impl FactoredGaussian {
     pub fn kl_monte_carlo(&self, prior: &LayerPrior, eps: &Tensor) -> Result<KlTerms> {
         let sigma = self.sigma()?;
         let w = eps.mul(&sigma)?.add(self.mu.as_tensor())?;
-        let rest = (self.log_prob_of_sample(&sigma, eps)? - prior.log_prob(&w)?)?;
+        let rest = (self.log_prob_of_sample(eps)? - prior.log_prob(&w)?)?;
         let l2 = Tensor::new(0f32, rest.device())?;
         Ok(KlTerms { l2, rest })
     }
