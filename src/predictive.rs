@@ -22,7 +22,7 @@
 //! All summaries are computed in f64.
 
 use candle_core::{DType, Tensor};
-use statrs::function::erf::erfc;
+use statrs::function::erf::{erfc, erfc_inv};
 
 use crate::likelihood::OutputDistribution;
 use crate::model::StochasticModel;
@@ -150,6 +150,11 @@ fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
 }
 
+/// Standard normal quantile, `Φ⁻¹(p) = -√2 erfc⁻¹(2p)`.
+fn normal_quantile(p: f64) -> f64 {
+    -std::f64::consts::SQRT_2 * erfc_inv(2.0 * p)
+}
+
 impl GaussianMixture {
     /// From point-major component means and standard deviations
     /// (`means[i * T + t]`); every std must be > 0 and every value finite.
@@ -264,9 +269,37 @@ impl GaussianMixture {
             / m.len() as f64
     }
 
-    /// The `p`-quantile of row `i`, by bisection on the mixture CDF. The
-    /// bracket `[min_t mu_t - 40 sigma_t, max_t mu_t + 40 sigma_t]` holds every
-    /// quantile representable in f64, and 200 halvings reach adjacent floats.
+    /// Mixture density of row `i` at `y`, `(1/T) Σ_t N(y; mu_t, sigma_t²)`.
+    pub fn pdf(&self, i: usize, y: f64) -> f64 {
+        let (m, s) = (self.component_means(i), self.component_stds(i));
+        m.iter()
+            .zip(s)
+            .map(|(m, s)| (-HALF_LN_2PI - s.ln() - 0.5 * ((y - m) / s).powi(2)).exp())
+            .sum::<f64>()
+            / m.len() as f64
+    }
+
+    /// Probability integral transform `u_i = F_i(y_i)` of each target. A
+    /// target is inside the central `a`-interval iff `|u_i - ½| ≤ a/2`, so one
+    /// CDF per row scores every level of a calibration curve.
+    pub fn pit(&self, ys: &[f64]) -> Result<Vec<f64>> {
+        self.check_targets(ys)?;
+        Ok(ys
+            .iter()
+            .enumerate()
+            .map(|(i, y)| self.cdf(i, *y))
+            .collect())
+    }
+
+    /// The `p`-quantile of row `i`: bisection on the mixture CDF, accelerated
+    /// by Newton steps whenever they stay inside the bracket.
+    ///
+    /// ```text
+    /// bracket: min_t q_t <= F⁻¹(p) <= max_t q_t,   q_t = mu_t + sigma_t Φ⁻¹(p)
+    /// ```
+    ///
+    /// (at `min_t q_t` every component's CDF is ≤ p, so their mean is too; at
+    /// `max_t q_t` likewise ≥ p). For T = 1 the bracket is the exact answer.
     pub fn quantile(&self, i: usize, p: f64) -> Result<f64> {
         if !(p > 0.0 && p < 1.0) {
             return Err(Error::invalid(
@@ -275,29 +308,40 @@ impl GaussianMixture {
                 "a probability in (0, 1)",
             ));
         }
+        let z = normal_quantile(p);
         let (m, s) = (self.component_means(i), self.component_stds(i));
-        let mut lo = m
-            .iter()
-            .zip(s)
-            .map(|(m, s)| m - 40.0 * s)
-            .fold(f64::INFINITY, f64::min);
-        let mut hi = m
-            .iter()
-            .zip(s)
-            .map(|(m, s)| m + 40.0 * s)
-            .fold(f64::NEG_INFINITY, f64::max);
+        let q = m.iter().zip(s).map(|(m, s)| m + s * z);
+        let (mut lo, mut hi) = q.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        // Stop once the step is below 1e-13 of the narrowest component.
+        let tol = 1e-13 * s.iter().copied().fold(f64::INFINITY, f64::min);
+        let mut x = 0.5 * (lo + hi);
         for _ in 0..200 {
-            let mid = 0.5 * (lo + hi);
-            if mid <= lo || mid >= hi {
+            if hi - lo <= tol {
                 break;
             }
-            if self.cdf(i, mid) < p {
-                lo = mid;
-            } else {
-                hi = mid;
+            let f = self.cdf(i, x) - p;
+            if f == 0.0 {
+                return Ok(x);
             }
+            if f < 0.0 {
+                lo = x;
+            } else {
+                hi = x;
+            }
+            let newton = x - f / self.pdf(i, x);
+            let next = if newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
+            if (next - x).abs() <= tol {
+                return Ok(next);
+            }
+            x = next;
         }
-        Ok(0.5 * (lo + hi))
+        Ok(x.clamp(lo, hi))
     }
 
     /// Central intervals at nominal coverage `level` in (0, 1).

@@ -42,8 +42,8 @@ pub struct L2StudyConfig {
 impl Default for L2StudyConfig {
     fn default() -> Self {
         Self {
-            prior_sigma: 0.5,
-            n_data: 64,
+            prior_sigma: 0.7,
+            n_data: 100,
             steps: 200,
             lr: 0.05,
             seed: 0,
