@@ -13,6 +13,7 @@
 
 use candle_bnn::elbo::{gaussian_prior_weight_decay, Elbo};
 use candle_bnn::layers::{BayesLinear, Estimator};
+use candle_bnn::likelihood::{Likelihood, LikelihoodKind};
 use candle_bnn::noise::NoiseSource;
 use candle_bnn::posterior::{KlTerms, DEFAULT_INIT_SCALE};
 use candle_bnn::prior::{LayerPrior, Prior};
@@ -66,13 +67,6 @@ fn make_data(n: usize, noise: &NoiseSource, device: &Device) -> Result<(Tensor, 
     Ok((x, y))
 }
 
-/// Mean of -ln N(y; pred, NOISE_STD²): a Gaussian likelihood with fixed noise.
-fn gaussian_nll(pred: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let sq = (pred - y)?.sqr()?.mean_all()?;
-    let c = NOISE_STD.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln();
-    Ok(((sq / (2.0 * NOISE_STD * NOISE_STD))? + c)?)
-}
-
 fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
@@ -118,6 +112,9 @@ fn main() -> Result<()> {
     let vars = net.layers().iter().flat_map(|(_, l)| l.vars()).collect();
     let mut opt = AdamW::new(vars, params)?;
     let elbo = Elbo::new(N)?;
+    // Gaussian likelihood with the known noise: mean of -ln N(y; pred, NOISE_STD²).
+    let likelihood = Likelihood::new(LikelihoodKind::FixedNoise { sigma: NOISE_STD }, &device)?;
+    let gaussian_nll = |pred: &Tensor, y: &Tensor| likelihood.nll(pred, y);
     let mut order: Vec<u32> = (0..N as u32).collect();
     println!("epoch     loss      nll      kl   kl_l2  kl_rest   (all N rows, one sample)");
     for epoch in 0..EPOCHS {

@@ -22,6 +22,16 @@ use rand_distr::StandardNormal;
 
 use crate::error::{Error, Result};
 
+/// An error about a whole file (no line or column to point at).
+fn file_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: message.into(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Dataset
 // ---------------------------------------------------------------------------
@@ -817,12 +827,7 @@ pub fn load_split_dir(dir: &Path) -> Result<SplitDir> {
         source,
     })?;
     if !meta.is_dir() {
-        return Err(Error::Data {
-            path: dir.to_path_buf(),
-            line: None,
-            column: None,
-            message: "not a directory; expected a folder holding data.txt, index_features.txt, index_target.txt and index_train_I.txt / index_test_I.txt".into(),
-        });
+        return Err(file_error(dir, "not a directory; expected a folder holding data.txt, index_features.txt, index_target.txt and index_train_I.txt / index_test_I.txt"));
     }
     let name = dir
         .file_name()
@@ -983,12 +988,10 @@ fn read_data_txt(path: &Path) -> Result<(Vec<f64>, usize, usize)> {
     }
     match width {
         Some((n_cols, _)) => Ok((data, n_rows, n_cols)),
-        None => Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: "no data: expected rows of whitespace-separated numbers".into(),
-        }),
+        None => Err(file_error(
+            path,
+            "no data: expected rows of whitespace-separated numbers",
+        )),
     }
 }
 
@@ -1033,12 +1036,10 @@ fn read_indices(path: &Path, kind: &str, bound: usize) -> Result<Vec<usize>> {
         out.push(v);
     }
     if out.is_empty() {
-        return Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: format!("no {kind} indices; expected at least one 0-based {kind} index"),
-        });
+        return Err(file_error(
+            path,
+            format!("no {kind} indices; expected at least one 0-based {kind} index"),
+        ));
     }
     Ok(out)
 }
@@ -1048,12 +1049,10 @@ fn read_single_index(path: &Path, kind: &str, bound: usize) -> Result<usize> {
     let v = read_indices(path, kind, bound)?;
     match v.as_slice() {
         [one] => Ok(*one),
-        _ => Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: format!("found {} {kind} indices, expected exactly one", v.len()),
-        }),
+        _ => Err(file_error(
+            path,
+            format!("found {} {kind} indices, expected exactly one", v.len()),
+        )),
     }
 }
 
@@ -1063,12 +1062,10 @@ fn parse_single_count(path: &Path, text: &str) -> Result<usize> {
     let toks: Vec<(usize, &str)> = tokens(text).collect();
     match toks.as_slice() {
         [(line, tok)] => parse_index(path, *line, tok),
-        _ => Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: format!("found {} values, expected exactly one integer", toks.len()),
-        }),
+        _ => Err(file_error(
+            path,
+            format!("found {} values, expected exactly one integer", toks.len()),
+        )),
     }
 }
 
@@ -1095,12 +1092,10 @@ fn parse_grid(
         out.push(v);
     }
     if out.is_empty() {
-        return Err(Error::Data {
-            path: path.to_path_buf(),
-            line: None,
-            column: None,
-            message: format!("no values; expected one or more, each {expected}"),
-        });
+        return Err(file_error(
+            path,
+            format!("no values; expected one or more, each {expected}"),
+        ));
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Likelihoods `p(y | x, w)`: what the network's head outputs mean.
 //!
 //! ```text
+//! FixedNoise       y ~ N(f(x), s²),  s given (e.g. MC dropout's tau^-1/2)
 //! Homoscedastic    y ~ N(f(x), s²),  s = softplus(rho_s) + floor, one learned s
 //! Heteroscedastic  y ~ N(f_1(x), s(x)²),  s(x) = softplus(f_2(x)) + floor
 //!                  (Nix & Weigend 1994; Lakshminarayanan et al. 2017)
@@ -35,9 +36,14 @@ pub const INITIAL_NOISE_STD: f64 = 1.0;
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// Which likelihood a model's head feeds (serializable configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LikelihoodKind {
+    /// Gaussian with a fixed, known noise standard deviation.
+    FixedNoise {
+        /// The noise standard deviation (standardized target units), > 0.
+        sigma: f64,
+    },
     /// Gaussian with one learned noise scale.
     #[default]
     Homoscedastic,
@@ -54,15 +60,18 @@ impl LikelihoodKind {
     /// Number of head outputs this likelihood reads: 1, 2 or `classes`.
     pub fn head_dim(&self) -> usize {
         match self {
-            LikelihoodKind::Homoscedastic => 1,
+            LikelihoodKind::FixedNoise { .. } | LikelihoodKind::Homoscedastic => 1,
             LikelihoodKind::Heteroscedastic => 2,
             LikelihoodKind::Categorical { classes } => *classes,
         }
     }
 
-    /// Validates the class count.
+    /// Validates the class count and the fixed noise.
     pub fn validate(&self) -> Result<()> {
         match self {
+            LikelihoodKind::FixedNoise { sigma } if !(sigma.is_finite() && *sigma > 0.0) => {
+                Err(Error::invalid("noise sigma", sigma, "a finite number > 0"))
+            }
             LikelihoodKind::Categorical { classes } if *classes < 2 => {
                 Err(Error::invalid("classes", classes, "at least 2"))
             }
@@ -138,8 +147,12 @@ impl Likelihood {
         self.noise_rho.as_ref()
     }
 
-    /// The learned homoscedastic noise standard deviation (standardized units).
+    /// The homoscedastic noise standard deviation, learned or fixed
+    /// (standardized units); `None` for the other kinds.
     pub fn noise_std(&self) -> Result<Option<f64>> {
+        if let LikelihoodKind::FixedNoise { sigma } = self.kind {
+            return Ok(Some(sigma));
+        }
         match &self.noise_rho {
             Some(rho) => {
                 let s = (softplus(rho.as_tensor())? + SCALE_FLOOR)?;
@@ -162,6 +175,11 @@ impl Likelihood {
             });
         }
         Ok(match (&self.kind, &self.noise_rho) {
+            (LikelihoodKind::FixedNoise { sigma }, _) => {
+                let mean = head.squeeze(D::Minus1)?;
+                let scale = Tensor::full(*sigma as f32, mean.shape(), mean.device())?;
+                OutputDistribution::Gaussian { mean, scale }
+            }
             (LikelihoodKind::Homoscedastic, Some(rho)) => {
                 let mean = head.squeeze(D::Minus1)?;
                 let s = (softplus(rho.as_tensor())? + SCALE_FLOOR)?;
@@ -236,6 +254,22 @@ mod tests {
         let got = lik.nll(&head, &ys)?.to_scalar::<f32>()? as f64;
         let want = -(3f64.exp() / (1f64.exp() + 2f64.exp() + 3f64.exp())).ln();
         assert!((got - want).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn fixed_noise_nll_uses_the_given_sigma() -> Result<()> {
+        let dev = Device::Cpu;
+        let lik = Likelihood::new(LikelihoodKind::FixedNoise { sigma: 0.5 }, &dev)?;
+        assert!(lik.vars().is_empty());
+        let head = Tensor::new(&[[[1.0f32]]], &dev)?;
+        let got = lik
+            .nll(&head, &Tensor::new(&[[0.0f32]], &dev)?)?
+            .to_scalar::<f32>()? as f64;
+        let want = HALF_LN_2PI + 0.5f64.ln() + 1.0 / (2.0 * 0.25);
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        let bad = Likelihood::new(LikelihoodKind::FixedNoise { sigma: 0.0 }, &dev).unwrap_err();
+        assert!(bad.to_string().contains("noise sigma"));
         Ok(())
     }
 

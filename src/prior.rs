@@ -199,7 +199,7 @@ impl Default for Prior {
 impl fmt::Display for Prior {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Prior::Gaussian { mean, sigma } if mean == 0.0 => write!(f, "gaussian:{sigma}"),
+            Prior::Gaussian { mean: 0.0, sigma } => write!(f, "gaussian:{sigma}"),
             Prior::Gaussian { mean, sigma } => write!(f, "gaussian:{sigma}@{mean}"),
             Prior::He => write!(f, "he"),
             Prior::Glorot => write!(f, "glorot"),

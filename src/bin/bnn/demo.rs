@@ -92,7 +92,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             "epochs": args.epochs, "samples": args.samples, "seconds": regressor.report().seconds,
             "metrics": report, "baseline_rmse": baseline, "kl": kl,
             "toy_std_gap": toy.std_in_gap, "toy_std_data": toy.std_on_data,
-            "figures": figures.iter().chain(&[toy.figure.clone()]).map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "figures": figures.iter().chain(std::slice::from_ref(&toy.figure)).map(|p| p.display().to_string()).collect::<Vec<_>>(),
         });
         println!("{out}");
         return Ok(());
