@@ -175,4 +175,31 @@ mod tests {
         assert!(rmse(&[1.0], &[1.0, 2.0]).is_err());
         Ok(())
     }
+
+    /// The PIT shortcut of the calibration curve agrees with counting targets
+    /// inside the bisected intervals, level by level (ties aside: a target
+    /// within the bisection tolerance of a bound could flip; none is here).
+    #[test]
+    fn calibration_curve_from_pit_equals_interval_coverage() -> Result<()> {
+        let (n, t) = (200, 3);
+        let means: Vec<f64> = (0..n * t)
+            .map(|k| ((k * 37) % 11) as f64 * 0.3 - 1.5)
+            .collect();
+        let stds: Vec<f64> = (0..n * t)
+            .map(|k| 0.2 + ((k * 13) % 7) as f64 * 0.1)
+            .collect();
+        let dist = GaussianMixture::new(n, t, means, stds)?;
+        let ys: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919) % 101) as f64 / 25.0 - 2.0)
+            .collect();
+        let levels = calibration_levels();
+        for (point, level) in calibration_curve(&dist, &ys, &levels)?.iter().zip(&levels) {
+            assert_eq!(
+                point.observed,
+                picp(&dist.interval(*level)?, &ys)?,
+                "level {level}"
+            );
+        }
+        Ok(())
+    }
 }
