@@ -10,8 +10,40 @@ use candle_bnn::data::{
 };
 use candle_bnn::Error;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/uci_tiny")
+/// A tiny split directory in the UCI benchmark layout, written by hand: 6
+/// rows × 4 columns (features 0..=2, target 3), two splits, no
+/// `n_splits.txt` (the loader counts the `index_train_I.txt` files).
+/// `data.txt` mixes tabs, runs of spaces, leading and trailing whitespace and
+/// ends with a blank line; `index_target.txt` and `index_train_1.txt` write an
+/// index as `3.0` / `5.0`. Written at test time, so no benchmark-shaped split
+/// files live in the repository.
+const UCI_TINY: &[(&str, &str)] = &[
+    (
+        "data.txt",
+        "1.0\t2.0\t3.0\t10.0\n  4.0   5.0  6.0   20.0\n7\t 8  \t9\t30\n1.5e1 11 12 40.0\n13.0\t\t14.0 15.0 50\n16 17 18 60\t \n\n",
+    ),
+    ("dropout_rates.txt", "0.01\n0.1\n"),
+    ("index_features.txt", "0\n1\n2\n"),
+    ("index_target.txt", "3.0\n"),
+    ("index_test_0.txt", "4\n5\n"),
+    ("index_test_1.txt", "0\n1\n"),
+    ("index_train_0.txt", "0\n1\n2\n3\n"),
+    ("index_train_1.txt", "5.0\n4\n3\n2\n"),
+    ("n_epochs.txt", "3\n"),
+    ("n_hidden.txt", "8\n"),
+    ("tau_values.txt", "0.5\t1.0\n"),
+];
+
+/// A fresh `uci_tiny` folder (inside a temporary directory), to read or break.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
 }
 
 /// Writes `content` to `name` inside `dir` and returns its path.
@@ -21,14 +53,14 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     p
 }
 
-/// A temporary copy of the tiny split-directory fixture, to be broken.
-fn fixture_copy() -> tempfile::TempDir {
+fn fixture_copy() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(fixture_dir()).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), tmp.path().join(entry.file_name())).unwrap();
+    let dir = tmp.path().join("uci_tiny");
+    fs::create_dir(&dir).unwrap();
+    for (name, content) in UCI_TINY {
+        write(&dir, name, content);
     }
-    tmp
+    Fixture { _tmp: tmp, dir }
 }
 
 /// The error of a CSV read, as its message; fails the test on success.
@@ -240,7 +272,8 @@ fn csv_rejects_target_among_features_and_target_only_files() {
 
 #[test]
 fn split_dir_fixture_loads_with_whitespace_variants() {
-    let sd = load_split_dir(&fixture_dir()).unwrap();
+    let fixture = fixture_copy();
+    let sd = load_split_dir(fixture.path()).unwrap();
     assert_eq!(sd.name, "uci_tiny");
     assert_eq!((sd.n_rows(), sd.n_cols), (6, 4));
     assert_eq!(&sd.data[12..16], &[15.0, 11.0, 12.0, 40.0]);
