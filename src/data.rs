@@ -1171,18 +1171,18 @@ pub fn toy_gap_function(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn toy(n: usize) -> Dataset {
+    fn toy(n: usize) -> Result<Dataset> {
         let x = (0..n).flat_map(|i| [i as f64, 10.0 * i as f64]).collect();
         let y = (0..n).map(|i| 100.0 + i as f64).collect();
-        Dataset::new(x, y, vec!["a".into(), "b".into()], "t").unwrap()
+        Dataset::new(x, y, vec!["a".into(), "b".into()], "t")
     }
 
     #[test]
-    fn standardizer_matches_hand_computed_population_std() {
+    fn standardizer_matches_hand_computed_population_std() -> Result<()> {
         // Columns: [1, 2, 3] and [10, 20, 60].
         // mean = [2, 30]; var (ddof=0) = [(1+0+1)/3, (400+100+900)/3] = [2/3, 1400/3].
         let values = [1.0, 10.0, 2.0, 20.0, 3.0, 60.0];
-        let s = Standardizer::fit(&values, 2).unwrap();
+        let s = Standardizer::fit(&values, 2)?;
         assert_eq!(s.mean, vec![2.0, 30.0]);
         assert!((s.scale[0] - (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((s.scale[1] - (1400.0f64 / 3.0).sqrt()).abs() < 1e-12);
@@ -1190,10 +1190,11 @@ mod tests {
         let z = s.transform(&values);
         assert!((z[0] + 1.0 / (2.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((z[5] - 30.0 / (1400.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        Ok(())
     }
 
     #[test]
-    fn standardizer_constant_column_gets_scale_one() {
+    fn standardizer_constant_column_gets_scale_one() -> Result<()> {
         // Column 1 is exactly constant; column 2 varies by 1e-9 around 1e6,
         // std ~ 4.7e-10 < 1e-12 * 1e6 = 1e-6, so it counts as constant too.
         let values = [
@@ -1207,7 +1208,7 @@ mod tests {
             5.0,
             1e6,
         ];
-        let s = Standardizer::fit(&values, 3).unwrap();
+        let s = Standardizer::fit(&values, 3)?;
         assert_eq!(s.scale[1], 1.0);
         assert_eq!(s.scale[2], 1.0);
         assert_eq!(s.constant_columns(), vec![1, 2]);
@@ -1215,19 +1216,20 @@ mod tests {
         let z = s.transform(&values);
         assert_eq!(z[1], 0.0);
         assert_eq!(z[4], 0.0);
+        Ok(())
     }
 
     #[test]
-    fn standardizer_inverse_undoes_transform() {
+    fn standardizer_inverse_undoes_transform() -> Result<()> {
         let values = [3.5, -2.0, 0.25, 7.0, 1e3, 4.0, -8.0, 0.0];
-        let s = Standardizer::fit(&values, 2).unwrap();
+        let s = Standardizer::fit(&values, 2)?;
         let back = s.inverse(&s.transform(&values));
         for (a, b) in values.iter().zip(&back) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
         // Standardized columns have mean 0 and population std 1.
         let z = s.transform(&values);
-        let z_fit = Standardizer::fit(&z, 2).unwrap();
+        let z_fit = Standardizer::fit(&z, 2)?;
         for (m, sc) in z_fit.mean.iter().zip(&z_fit.scale) {
             assert!(m.abs() < 1e-12 && (sc - 1.0).abs() < 1e-12);
         }
@@ -1235,10 +1237,11 @@ mod tests {
             s.inverse_scale(&[1.0, 2.0]),
             vec![s.scale[0], 2.0 * s.scale[1]]
         );
+        Ok(())
     }
 
     #[test]
-    fn standardizer_rejects_bad_input() {
+    fn standardizer_rejects_bad_input() -> Result<()> {
         assert!(matches!(
             Standardizer::fit(&[1.0], 0),
             Err(Error::InvalidParameter { .. })
@@ -1253,21 +1256,23 @@ mod tests {
         ));
         let e = Standardizer::fit(&[1.0, 2.0, 3.0, f64::NAN], 2).unwrap_err();
         assert!(e.to_string().contains("row 1, column 1"), "{e}");
+        Ok(())
     }
 
     #[test]
-    fn standardizer_serde_round_trip_and_old_format() {
-        let s = Standardizer::fit(&[1.0, 5.0, 2.0, 5.0], 2).unwrap();
-        let json = serde_json::to_string(&s).unwrap();
-        let back: Standardizer = serde_json::from_str(&json).unwrap();
+    fn standardizer_serde_round_trip_and_old_format() -> Result<()> {
+        let s = Standardizer::fit(&[1.0, 5.0, 2.0, 5.0], 2)?;
+        let json = serde_json::to_string(&s)?;
+        let back: Standardizer = serde_json::from_str(&json)?;
         assert_eq!(back, s);
-        let old: Standardizer = serde_json::from_str(r#"{"mean":[1.0],"scale":[2.0]}"#).unwrap();
+        let old: Standardizer = serde_json::from_str(r#"{"mean":[1.0],"scale":[2.0]}"#)?;
         assert!(old.constant_columns().is_empty());
         assert_eq!(old.transform(&[5.0]), vec![2.0]);
+        Ok(())
     }
 
     #[test]
-    fn dataset_new_validates_shape_and_finiteness() {
+    fn dataset_new_validates_shape_and_finiteness() -> Result<()> {
         let names = || vec!["a".to_string(), "b".to_string()];
         assert!(matches!(
             Dataset::new(vec![1.0; 5], vec![0.0; 3], names(), "t"),
@@ -1288,11 +1293,12 @@ mod tests {
         let e = Dataset::new(vec![1.0; 4], vec![0.0, f64::NAN], names(), "t").unwrap_err();
         assert!(e.to_string().contains("y[row 1, column 't']"), "{e}");
         assert!(Dataset::new(vec![], vec![], vec![], "t").is_err());
+        Ok(())
     }
 
     #[test]
-    fn dataset_accessors_and_subset() {
-        let ds = toy(4);
+    fn dataset_accessors_and_subset() -> Result<()> {
+        let ds = toy(4)?;
         assert_eq!(ds.len(), 4);
         assert!(!ds.is_empty());
         assert_eq!(ds.n_features(), 2);
@@ -1301,12 +1307,13 @@ mod tests {
         assert_eq!(sub.x, vec![3.0, 30.0, 1.0, 10.0]);
         assert_eq!(sub.y, vec![103.0, 101.0]);
         assert_eq!(sub.feature_names, ds.feature_names);
+        Ok(())
     }
 
     #[test]
-    fn split_is_a_seeded_partition() {
-        let ds = toy(10);
-        let (train, test) = ds.train_test_split(0.3, 7).unwrap();
+    fn split_is_a_seeded_partition() -> Result<()> {
+        let ds = toy(10)?;
+        let (train, test) = ds.train_test_split(0.3, 7)?;
         assert_eq!((train.len(), test.len()), (7, 3));
         // Every row lands on exactly one side; y identifies rows (100 + i).
         let mut all: Vec<f64> = train.y.iter().chain(&test.y).copied().collect();
@@ -1318,15 +1325,16 @@ mod tests {
             assert_eq!(train.row(i), ds.row(r));
         }
         // Same seed, same split; another seed, (here) another split.
-        let (train2, _) = ds.train_test_split(0.3, 7).unwrap();
+        let (train2, _) = ds.train_test_split(0.3, 7)?;
         assert_eq!(train2.y, train.y);
-        let (train3, _) = ds.train_test_split(0.3, 8).unwrap();
+        let (train3, _) = ds.train_test_split(0.3, 8)?;
         assert_ne!(train3.y, train.y);
+        Ok(())
     }
 
     #[test]
-    fn split_rejects_bad_fractions() {
-        let ds = toy(10);
+    fn split_rejects_bad_fractions() -> Result<()> {
+        let ds = toy(10)?;
         for f in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
             let e = ds.train_test_split(f, 0).unwrap_err();
             assert!(
@@ -1337,37 +1345,40 @@ mod tests {
         // 10 * 0.01 rounds to 0 test rows; 10 * 0.99 rounds to 10.
         assert!(ds.train_test_split(0.01, 0).is_err());
         assert!(ds.train_test_split(0.99, 0).is_err());
-        assert!(toy(1).train_test_split(0.5, 0).is_err());
+        assert!(toy(1)?.train_test_split(0.5, 0).is_err());
+        Ok(())
     }
 
     #[test]
-    fn tensors_have_expected_shapes_and_values() {
-        let ds = toy(3);
-        let x = ds.x_tensor(&Device::Cpu).unwrap();
-        let y = ds.y_tensor(&Device::Cpu).unwrap();
+    fn tensors_have_expected_shapes_and_values() -> Result<()> {
+        let ds = toy(3)?;
+        let x = ds.x_tensor(&Device::Cpu)?;
+        let y = ds.y_tensor(&Device::Cpu)?;
         assert_eq!(x.dims(), &[3, 2]);
         assert_eq!(y.dims(), &[3, 1]);
         assert_eq!(x.dtype(), candle_core::DType::F32);
         assert_eq!(
-            x.to_vec2::<f32>().unwrap(),
+            x.to_vec2::<f32>()?,
             vec![vec![0.0, 0.0], vec![1.0, 10.0], vec![2.0, 20.0]]
         );
-        assert_eq!(y.to_vec2::<f32>().unwrap()[2], vec![102.0]);
+        assert_eq!(y.to_vec2::<f32>()?[2], vec![102.0]);
+        Ok(())
     }
 
     #[test]
-    fn standardized_dataset_uses_both_standardizers() {
-        let ds = toy(5);
-        let (xs, ys) = Standardizer::fit_dataset(&ds).unwrap();
+    fn standardized_dataset_uses_both_standardizers() -> Result<()> {
+        let ds = toy(5)?;
+        let (xs, ys) = Standardizer::fit_dataset(&ds)?;
         let z = ds.standardized(&xs, &ys);
         assert_eq!(z.x, xs.transform(&ds.x));
         assert_eq!(z.y, ys.transform(&ds.y));
         assert_eq!(ys.mean, vec![102.0]);
         assert!((ys.scale[0] - 2f64.sqrt()).abs() < 1e-12);
+        Ok(())
     }
 
     #[test]
-    fn diabetes_is_442_by_10() {
+    fn diabetes_is_442_by_10() -> Result<()> {
         let ds = diabetes();
         assert_eq!(ds.len(), 442);
         assert_eq!(ds.n_features(), 10);
@@ -1380,17 +1391,19 @@ mod tests {
                 .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         assert_eq!((lo, hi), (25.0, 346.0));
         assert!(ds.x.iter().all(|v| v.is_finite()));
+        Ok(())
     }
 
     #[test]
-    fn parse_index_accepts_integral_floats_only() {
+    fn parse_index_accepts_integral_floats_only() -> Result<()> {
         let p = Path::new("i.txt");
-        assert_eq!(parse_index(p, 1, "3").unwrap(), 3);
-        assert_eq!(parse_index(p, 1, "3.0").unwrap(), 3);
-        assert_eq!(parse_index(p, 1, "4e0").unwrap(), 4);
+        assert_eq!(parse_index(p, 1, "3")?, 3);
+        assert_eq!(parse_index(p, 1, "3.0")?, 3);
+        assert_eq!(parse_index(p, 1, "4e0")?, 4);
         for bad in ["3.5", "-1", "nan", "inf", "x", "1e300"] {
             let e = parse_index(p, 9, bad).unwrap_err().to_string();
             assert!(e.contains("line 9") && e.contains(bad), "{e}");
         }
+        Ok(())
     }
 }
