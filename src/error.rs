@@ -63,6 +63,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A model directory that cannot be loaded: missing, truncated, corrupted,
+    /// inconsistent, or from a newer format.
+    #[error("model {path}: {message}", path = path.display())]
+    Checkpoint {
+        /// The model directory or the file in it.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
     /// A figure could not be drawn or written.
     #[error("could not draw figure {path}: {message}", path = path.display())]
     Plot {

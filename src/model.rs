@@ -6,6 +6,7 @@
 //! KL(q || p) = Σ_layers KL_layer   (a sum the compiler sees, not reflection)
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 
 use candle_core::{Device, Tensor, Var};
@@ -14,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::layers::{Activation, BayesLinear, Estimator};
 use crate::likelihood::{Likelihood, LikelihoodKind};
 use crate::noise::NoiseSource;
+use crate::posterior::FactoredGaussian;
 use crate::posterior::{KlTerms, DEFAULT_INIT_SCALE};
+use crate::prior::Fan;
 use crate::prior::Prior;
 use crate::{Error, Result};
 
@@ -184,6 +187,68 @@ impl BayesMlp {
             likelihood,
             noise,
         })
+    }
+
+    /// Rebuilds a network from its tensors by checkpoint name (see
+    /// [`StochasticModel::named_vars`]), checking that every tensor the config
+    /// needs is present with the right shape and that none is left over.
+    /// `seed` starts the forward-pass noise.
+    pub fn from_named_tensors(
+        config: BayesMlpConfig,
+        mut tensors: HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut take = |name: String, shape: &[usize]| -> Result<Var> {
+            let t = tensors.remove(&name).ok_or_else(|| Error::Shape {
+                context: "model tensors".into(),
+                message: format!("tensor '{name}' is missing"),
+            })?;
+            if t.dims() != shape {
+                return Err(Error::Shape {
+                    context: "model tensors".into(),
+                    message: format!(
+                        "tensor '{name}' has shape {:?}, the architecture needs {shape:?}",
+                        t.dims()
+                    ),
+                });
+            }
+            Ok(Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?)?)
+        };
+        let noise = NoiseSource::new(seed);
+        let sizes = config.layer_sizes();
+        let mut layers = Vec::with_capacity(sizes.len() - 1);
+        for (i, io) in sizes.windows(2).enumerate() {
+            let (fan_in, fan_out) = (io[0], io[1]);
+            let mut posterior = |part: &str, shape: &[usize]| -> Result<FactoredGaussian> {
+                FactoredGaussian::new(
+                    take(format!("l{i}.{part}.mu"), shape)?,
+                    take(format!("l{i}.{part}.rho"), shape)?,
+                )
+            };
+            let weight = posterior("weight", &[fan_out, fan_in])?;
+            let bias = posterior("bias", &[fan_out])?;
+            let prior = config.prior.resolve(Fan { fan_in, fan_out })?;
+            layers.push(BayesLinear::from_posteriors(
+                weight,
+                bias,
+                prior,
+                config.estimator,
+                noise.clone(),
+            )?);
+        }
+        let noise_rho = match config.likelihood {
+            LikelihoodKind::Homoscedastic => Some(take("likelihood.noise_rho".into(), &[1])?),
+            _ => None,
+        };
+        if let Some(extra) = tensors.keys().min() {
+            return Err(Error::Shape {
+                context: "model tensors".into(),
+                message: format!("unexpected tensor '{extra}' for this architecture"),
+            });
+        }
+        let likelihood = Likelihood::from_noise_rho(config.likelihood, noise_rho)?;
+        Self::from_parts(config, layers, likelihood, noise)
     }
 
     /// The configuration it was built from.

@@ -27,14 +27,26 @@ use crate::prior::LayerPrior;
 use crate::{Error, Result};
 
 /// Default initial posterior scale as a fraction of the prior's standard
-/// deviation: `sigma_0 = 0.1 · std(p)`.
+/// deviation: `sigma_0 = 0.01 · std(p)`.
 ///
-/// With a fan-in prior this makes the weight noise's share of a unit's
-/// pre-activation variance `0.1² = 1%` at init, whatever the layer width (the
-/// noise variance `fan_in · sigma_0²` against the signal's `fan_in · std(p)²`):
-/// the network starts close to its deterministic mean, trains like one, and
-/// the KL then grows sigma where the data allow.
-pub const DEFAULT_INIT_SCALE: f64 = 0.1;
+/// With a fan-in prior the weight noise's share of a unit's pre-activation
+/// variance is then `0.01² = 1e-4` at init, whatever the layer width (noise
+/// variance `fan_in · sigma_0²` against the signal's `fan_in · std(p)²`): the
+/// network starts as its deterministic mean, fits the data like one, and the
+/// KL then grows sigma where the data allow. Larger starts underfit: on the
+/// first 5 published UCI splits (one hidden layer of 50, He prior, 100
+/// epochs), `cargo run --release --example init_scale_sweep` gives test RMSE
+///
+/// ```text
+/// init_scale   Boston  concrete  energy  yacht
+/// 0.001        3.21    6.28      0.70    0.95
+/// 0.01         3.15    6.29      0.73    1.12
+/// 0.1          3.15    6.44      1.80    1.41
+/// 0.3          3.19    6.44      2.46    1.58
+/// ```
+///
+/// 0.01 is never worse than 0.1 and avoids the slight loss of 0.001 on Boston.
+pub const DEFAULT_INIT_SCALE: f64 = 0.01;
 
 /// The two parts of `KL(q || p)` as scalar tensors (differentiable).
 #[derive(Debug, Clone)]

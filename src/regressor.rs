@@ -15,14 +15,22 @@ use crate::predictive::{predict, GaussianMixture};
 use crate::train::{fit, TrainConfig, TrainReport};
 use crate::{Error, Result};
 
-/// A trained regressor: the model plus the scalings of its training data.
+/// A trained regressor: the model, the scalings and names of its training
+/// data, and how it was trained.
 #[derive(Debug, Clone)]
 pub struct BayesRegressor {
     model: BayesMlp,
     x_scaler: Standardizer,
     y_scaler: Standardizer,
+    feature_names: Vec<String>,
+    target_name: String,
+    train: TrainConfig,
     report: TrainReport,
 }
+
+/// Added to the training seed to seed [`BayesRegressor::predict`]'s noise,
+/// so prediction draws are a stream of their own, the same in every process.
+const PREDICT_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl BayesRegressor {
     /// Standardizes `data`, builds a [`BayesMlp`] from `config` (whose
@@ -51,27 +59,65 @@ impl BayesRegressor {
             &scaled.y_tensor(device)?,
             train,
         )?;
-        Ok(Self::from_parts(model, x_scaler, y_scaler, report))
-    }
-
-    /// Reassembles a trained regressor (e.g. from a checkpoint).
-    pub fn from_parts(
-        model: BayesMlp,
-        x_scaler: Standardizer,
-        y_scaler: Standardizer,
-        report: TrainReport,
-    ) -> Self {
-        Self {
+        Ok(Self {
             model,
             x_scaler,
             y_scaler,
+            feature_names: data.feature_names.clone(),
+            target_name: data.target_name.clone(),
+            train: train.clone(),
             report,
+        })
+    }
+
+    /// Reassembles a trained regressor (e.g. from a checkpoint), checking that
+    /// the scalers and names fit the model's input.
+    pub fn from_parts(
+        model: BayesMlp,
+        (x_scaler, y_scaler): (Standardizer, Standardizer),
+        (feature_names, target_name): (Vec<String>, String),
+        train: TrainConfig,
+        report: TrainReport,
+    ) -> Result<Self> {
+        let d = model.config().input_dim;
+        if x_scaler.n_cols() != d || feature_names.len() != d || y_scaler.n_cols() != 1 {
+            return Err(Error::Shape {
+                context: "BayesRegressor::from_parts".into(),
+                message: format!(
+                    "the model reads {d} features, but there are {} feature names, {} feature scalings and {} target scalings (expected 1)",
+                    feature_names.len(),
+                    x_scaler.n_cols(),
+                    y_scaler.n_cols()
+                ),
+            });
         }
+        Ok(Self {
+            model,
+            x_scaler,
+            y_scaler,
+            feature_names,
+            target_name,
+            train,
+            report,
+        })
     }
 
     /// The predictive distribution of each row of `x` (row-major, original
     /// units), from `samples` posterior draws, in the target's original units.
+    ///
+    /// The draws come from a stream seeded by the training seed, so the same
+    /// model (in memory or reloaded) gives the same predictions every call.
     pub fn predict(&self, x: &[f64], samples: usize) -> Result<GaussianMixture> {
+        self.predict_with_seed(x, samples, self.train.seed.wrapping_add(PREDICT_STREAM))
+    }
+
+    /// [`predict`](Self::predict) with the posterior draws seeded by `seed`.
+    pub fn predict_with_seed(
+        &self,
+        x: &[f64],
+        samples: usize,
+        seed: u64,
+    ) -> Result<GaussianMixture> {
         let d = self.x_scaler.n_cols();
         if x.len() % d != 0 {
             return Err(Error::Shape {
@@ -89,6 +135,7 @@ impl BayesRegressor {
             .map(|v| v as f32)
             .collect();
         let xs = Tensor::from_vec(scaled, (x.len() / d, d), self.model_device())?;
+        self.model.noise().reseed(seed);
         predict(&self.model, &xs, samples)?
             .into_regression()?
             .affine(self.y_scaler.mean[0], self.y_scaler.scale[0])
@@ -111,6 +158,21 @@ impl BayesRegressor {
     /// The target scaling fitted on the training data.
     pub fn y_scaler(&self) -> &Standardizer {
         &self.y_scaler
+    }
+
+    /// Names of the feature columns, in model input order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// Name of the target column.
+    pub fn target_name(&self) -> &str {
+        &self.target_name
+    }
+
+    /// How the model was trained (its seed seeds the predictions too).
+    pub fn train_config(&self) -> &TrainConfig {
+        &self.train
     }
 
     /// What training did.

@@ -104,7 +104,9 @@ pub struct TrainReport {
     pub epochs: Vec<EpochSummary>,
     /// Optimizer steps taken.
     pub steps: usize,
-    /// Wall time in seconds.
+    /// Wall time in seconds. Not serialized: a saved model must not depend
+    /// on how busy the machine was (same seed -> byte-identical files).
+    #[serde(skip_serializing, default)]
     pub seconds: f64,
     /// Warnings raised (also printed to stderr once).
     pub warnings: Vec<String>,

@@ -1,7 +1,10 @@
 //! `bnn`: the candle-bnn command line. With no arguments it runs the demo.
 
 mod demo;
+mod eval;
+mod predict;
 mod study;
+mod train;
 
 use std::process::ExitCode;
 
@@ -20,6 +23,12 @@ struct Cli {
 enum Command {
     /// Train on embedded real data, print metrics, write figures (the default).
     Demo(demo::DemoArgs),
+    /// Train a model on a CSV file and save it to a model directory.
+    Train(train::TrainArgs),
+    /// Predictive mean, std and interval for each row of a CSV file.
+    Predict(predict::PredictArgs),
+    /// Score a saved model on a labelled CSV file.
+    Eval(eval::EvalArgs),
     /// Prior/initializer studies.
     Study {
         #[command(subcommand)]
@@ -32,6 +41,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => demo::run(&demo::DemoArgs::default()),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Study { study }) => study::run(&study),
     };
     match result {

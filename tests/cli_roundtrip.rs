@@ -1,0 +1,674 @@
+//! `bnn train` → `predict` / `eval` round trips: reproducible from the seed,
+//! well-formed prediction tables and metrics, atomic model directories, and
+//! complete `--help` texts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TARGET: &str = "disease_progression";
+
+/// Rows of the real diabetes data used as the fixture (plus the header).
+const ROWS: usize = 40;
+
+fn bnn(args: &[String]) -> Output {
+    match Command::new(env!("CARGO_BIN_EXE_bnn")).args(args).output() {
+        Ok(out) => out,
+        Err(e) => panic!("could not run bnn: {e}"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Runs `bnn args` and asserts success; returns the output.
+fn succeeds(args: &[String]) -> Output {
+    let out = bnn(args);
+    assert!(
+        out.status.success(),
+        "bnn {} failed\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// Runs `bnn args` and asserts a clean failure; returns stderr.
+fn fails(args: &[String]) -> String {
+    let out = bnn(args);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "bnn {} should fail", args.join(" "));
+    assert!(out.status.code().is_some(), "killed by a signal: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    stderr
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    lines: Vec<String>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/diabetes_train.csv");
+        let all = std::fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+        let lines: Vec<String> = all.lines().take(ROWS + 1).map(str::to_string).collect();
+        assert_eq!(lines.len(), ROWS + 1, "fixture too short");
+        assert!(lines[0].ends_with(TARGET), "unexpected header {}", lines[0]);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Self { dir, lines }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    /// Writes the fixture lines, each line's fields passed through `edit`
+    /// with its 1-based line number (the header is line 1).
+    fn write_edited(
+        &self,
+        name: &str,
+        edit: impl Fn(usize, Vec<String>) -> Vec<String>,
+    ) -> PathBuf {
+        let mut out = String::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let fields: Vec<String> = line.split(',').map(str::to_string).collect();
+            out.push_str(&edit(i + 1, fields).join(","));
+            out.push('\n');
+        }
+        self.write(name, &out)
+    }
+
+    fn good_csv(&self) -> PathBuf {
+        self.write_edited("good.csv", |_, f| f)
+    }
+
+    fn train_args(&self, data: &Path, out: &Path, seed: u64) -> Vec<String> {
+        strings(&[
+            "train",
+            "--data",
+            &p(data),
+            "--target",
+            TARGET,
+            "--out",
+            &p(out),
+            "--epochs",
+            "2",
+            "--hidden",
+            "8",
+            "--seed",
+            &seed.to_string(),
+        ])
+    }
+
+    fn train(&self, name: &str, seed: u64) -> PathBuf {
+        let model = self.path(name);
+        succeeds(&self.train_args(&self.good_csv(), &model, seed));
+        model
+    }
+}
+
+fn predict(model: &Path, data: &Path, extra: &[&str]) -> Output {
+    let mut args = strings(&[
+        "predict",
+        "--model",
+        &p(model),
+        "--data",
+        &p(data),
+        "--samples",
+        "20",
+    ]);
+    // Flag-value pairs in `extra` replace the defaults above.
+    for pair in extra.chunks(2) {
+        match (args.iter().position(|a| a == pair[0]), pair.get(1)) {
+            (Some(at), Some(value)) => args[at + 1] = value.to_string(),
+            _ => args.extend(strings(pair)),
+        }
+    }
+    succeeds(&args)
+}
+
+/// Every file of `dir` by name, with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        files.insert(name, bytes);
+    }
+    files
+}
+
+fn model_json(model: &Path) -> serde_json::Value {
+    let path = model.join("model.json");
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The prediction table: header and rows of numbers.
+fn parse_table(csv: &str) -> (String, Vec<[f64; 6]>) {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows = lines
+        .map(|line| {
+            let values: Vec<f64> = line
+                .split(',')
+                .map(|v| {
+                    v.parse()
+                        .unwrap_or_else(|e| panic!("bad number {v:?} in {line:?}: {e}"))
+                })
+                .collect();
+            match <[f64; 6]>::try_from(values) {
+                Ok(row) => row,
+                Err(v) => panic!("expected 6 values, got {}: {line:?}", v.len()),
+            }
+        })
+        .collect();
+    (header, rows)
+}
+
+// ---------------------------------------------------------------------------
+// Reproducibility
+// ---------------------------------------------------------------------------
+
+#[test]
+fn same_seed_gives_identical_models_and_predictions() {
+    let f = Fixture::new();
+    let a = f.train("a", 7);
+    let b = f.train("b", 7);
+    let (files_a, files_b) = (snapshot(&a), snapshot(&b));
+    assert_eq!(
+        files_a.keys().collect::<Vec<_>>(),
+        files_b.keys().collect::<Vec<_>>(),
+        "different file names"
+    );
+    for (name, bytes) in &files_a {
+        if name != "model.json" {
+            assert!(bytes == &files_b[name], "{name} differs between the runs");
+        }
+    }
+    // model.json may record the training wall-clock time (report.seconds,
+    // which differs between runs); everything else must be equal, and
+    // without it the files must be byte-identical.
+    let (mut ja, mut jb) = (model_json(&a), model_json(&b));
+    let mut timed = false;
+    for j in [&mut ja, &mut jb] {
+        if let Some(report) = j["report"].as_object_mut() {
+            timed |= report.remove("seconds").is_some();
+        }
+    }
+    if !timed {
+        assert!(
+            files_a["model.json"] == files_b["model.json"],
+            "model.json differs between the runs"
+        );
+    }
+    assert_eq!(ja, jb, "model.json differs beyond report.seconds");
+
+    let data = f.good_csv();
+    let pa = predict(&a, &data, &[]).stdout;
+    let pb = predict(&b, &data, &[]).stdout;
+    assert!(!pa.is_empty());
+    assert!(pa == pb, "predictions differ for the same seed");
+    // Predicting twice from one model is deterministic too.
+    assert!(pa == predict(&a, &data, &[]).stdout);
+}
+
+#[test]
+fn different_seed_gives_different_predictions() {
+    let f = Fixture::new();
+    let a = f.train("a", 7);
+    let c = f.train("c", 8);
+    let data = f.good_csv();
+    let pa = predict(&a, &data, &[]).stdout;
+    let pc = predict(&c, &data, &[]).stdout;
+    assert!(pa != pc, "seeds 7 and 8 gave identical predictions");
+    assert_ne!(model_json(&a)["tensors"], model_json(&c)["tensors"]);
+}
+
+// ---------------------------------------------------------------------------
+// predict output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn predict_table_is_well_formed() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let out = predict(&model, &f.good_csv(), &[]);
+    let csv = text(&out.stdout);
+    let (header, rows) = parse_table(&csv);
+    assert_eq!(header, "mean,std,lower,upper,epistemic_std,aleatoric_std");
+    assert_eq!(rows.len(), ROWS, "one row per input row");
+    for (i, [mean, std, lower, upper, epi, alea]) in rows.iter().copied().enumerate() {
+        let row = i + 2;
+        assert!(
+            [mean, std, lower, upper, epi, alea]
+                .iter()
+                .all(|v| v.is_finite()),
+            "line {row}: {:?}",
+            rows[i]
+        );
+        assert!(lower < mean && mean < upper, "line {row}: {:?}", rows[i]);
+        assert!(
+            std > 0.0 && epi >= 0.0 && alea > 0.0,
+            "line {row}: {:?}",
+            rows[i]
+        );
+        let total = epi * epi + alea * alea;
+        assert!(
+            ((std * std - total) / total).abs() <= 1e-9,
+            "line {row}: std^2 = {} but epistemic^2 + aleatoric^2 = {total}",
+            std * std
+        );
+    }
+}
+
+#[test]
+fn predict_keeps_the_row_order() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let forward = f.good_csv();
+    let mut reversed_lines = vec![f.lines[0].clone()];
+    reversed_lines.extend(f.lines[1..].iter().rev().cloned());
+    let reversed = f.write("reversed.csv", &(reversed_lines.join("\n") + "\n"));
+    let (_, fwd) = parse_table(&text(
+        &predict(&model, &forward, &["--samples", "200"]).stdout,
+    ));
+    let (_, rev) = parse_table(&text(
+        &predict(&model, &reversed, &["--samples", "200"]).stdout,
+    ));
+    assert_eq!(fwd.len(), rev.len());
+    // Sampling noise is drawn per position, so the means agree only up to
+    // Monte Carlo error; rows differ from each other by much more.
+    let mut max_err: f64 = 0.0;
+    for (i, row) in fwd.iter().enumerate() {
+        let other = rev[fwd.len() - 1 - i];
+        let tol = 6.0 * (row[4] + other[4]) / (200f64).sqrt() + 1e-9;
+        max_err = max_err.max((row[0] - other[0]).abs() / tol);
+        assert!(
+            (row[0] - other[0]).abs() <= tol,
+            "row {i}: mean {} forward vs {} reversed (tolerance {tol})",
+            row[0],
+            other[0]
+        );
+    }
+    // The rows are distinguishable: mismatching them would be caught.
+    let spread = fwd
+        .windows(2)
+        .map(|w| (w[0][0] - w[1][0]).abs())
+        .fold(f64::INFINITY, f64::min);
+    assert!(spread > 0.0, "two neighbouring rows have equal means");
+    assert!(max_err <= 1.0);
+}
+
+#[test]
+fn predict_ignores_extra_columns_and_their_order() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let plain = predict(&model, &f.good_csv(), &[]).stdout;
+    // A text column first, the columns reversed, and a target that is not
+    // even a number: only the model's features are read, by name.
+    let messy = f.write_edited("messy.csv", |line, mut fields| {
+        if line > 1 {
+            if let Some(last) = fields.last_mut() {
+                *last = "n/a".into();
+            }
+        }
+        fields.reverse();
+        let note = if line == 1 {
+            "note".to_string()
+        } else {
+            format!("patient {line}, \"quoted\"")
+        };
+        let mut out = vec![format!("\"{}\"", note.replace('"', "\"\""))];
+        out.extend(fields);
+        out
+    });
+    let messy_out = predict(&model, &messy, &[]).stdout;
+    assert!(
+        plain == messy_out,
+        "extra or reordered columns changed the predictions:\n{}\nvs\n{}",
+        text(&plain),
+        text(&messy_out)
+    );
+}
+
+#[test]
+fn predict_out_file_equals_stdout() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let data = f.good_csv();
+    let stdout = predict(&model, &data, &["--level", "0.8"]).stdout;
+    let out_path = f.path("preds.csv");
+    let out = predict(&model, &data, &["--level", "0.8", "--out", &p(&out_path)]);
+    assert!(out.stdout.is_empty(), "--out also wrote to stdout");
+    let written = std::fs::read(&out_path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(written == stdout, "--out and stdout differ");
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(f.dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "leftover temporary file: {names:?}"
+    );
+}
+
+#[test]
+fn wider_level_gives_wider_intervals() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let data = f.good_csv();
+    let (_, narrow) = parse_table(&text(&predict(&model, &data, &["--level", "0.5"]).stdout));
+    let (_, wide) = parse_table(&text(&predict(&model, &data, &["--level", "0.99"]).stdout));
+    for (n, w) in narrow.iter().zip(&wide) {
+        assert_eq!(n[0], w[0], "the level changed the mean");
+        assert!(w[3] - w[2] > n[3] - n[2], "{n:?} vs {w:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// eval
+// ---------------------------------------------------------------------------
+
+#[test]
+fn eval_json_has_finite_metrics() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let data = f.good_csv();
+    let out = succeeds(&strings(&[
+        "eval",
+        "--model",
+        &p(&model),
+        "--data",
+        &p(&data),
+        "--samples",
+        "20",
+        "--json",
+    ]));
+    let stdout = text(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let num = |key: &str| -> f64 {
+        match v.get(key).and_then(serde_json::Value::as_f64) {
+            Some(x) => x,
+            None => panic!("missing or non-numeric {key} in {v}"),
+        }
+    };
+    for key in [
+        "rmse", "ll", "picp50", "picp90", "picp95", "mpiw50", "mpiw90", "mpiw95",
+    ] {
+        assert!(num(key).is_finite(), "{key} not finite in {v}");
+    }
+    assert!(num("rmse") > 0.0, "{v}");
+    for key in ["picp50", "picp90", "picp95"] {
+        let x = num(key);
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(
+        0.0 < num("mpiw50") && num("mpiw50") < num("mpiw90") && num("mpiw90") < num("mpiw95"),
+        "mpiw not increasing with the level: {v}"
+    );
+    assert!(
+        num("picp50") <= num("picp90") && num("picp90") <= num("picp95"),
+        "{v}"
+    );
+    assert_eq!(v["n"], serde_json::json!(ROWS), "{v}");
+    assert_eq!(v["target"], serde_json::json!(TARGET), "{v}");
+}
+
+// ---------------------------------------------------------------------------
+// Atomic model directories
+// ---------------------------------------------------------------------------
+
+#[test]
+fn failed_train_leaves_an_existing_model_unchanged() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let data = f.good_csv();
+    let before = snapshot(&model);
+    let predictions = predict(&model, &data, &[]).stdout;
+
+    // A bad CSV (fails while reading).
+    let bad = f.write_edited("bad.csv", |line, mut fields| {
+        if line == 20 {
+            fields[4] = "oops".into();
+        }
+        fields
+    });
+    let stderr = fails(&f.train_args(&bad, &model, 2));
+    assert!(stderr.contains("line 20"), "{stderr}");
+    assert!(
+        before == snapshot(&model),
+        "a failed train (bad CSV) changed the model"
+    );
+
+    // An invalid hyperparameter (fails before reading).
+    let mut args = f.train_args(&data, &model, 2);
+    let at = args.iter().position(|a| a == "--epochs").unwrap_or(0);
+    args[at + 1] = "0".into();
+    fails(&args);
+    assert!(
+        before == snapshot(&model),
+        "a failed train (--epochs 0) changed the model"
+    );
+
+    // A missing target column.
+    let mut args = f.train_args(&data, &model, 2);
+    let at = args.iter().position(|a| a == TARGET).unwrap_or(0);
+    args[at] = "glucose".into();
+    fails(&args);
+    assert!(
+        before == snapshot(&model),
+        "a failed train (no target) changed the model"
+    );
+
+    assert!(predictions == predict(&model, &data, &[]).stdout);
+}
+
+#[test]
+fn successful_retrain_replaces_the_model() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let data = f.good_csv();
+    let old = predict(&model, &data, &[]).stdout;
+    let old_tensors = model_json(&model)["tensors"].clone();
+    succeeds(&f.train_args(&data, &model, 2));
+    let files = snapshot(&model);
+    assert_eq!(
+        files.len(),
+        2,
+        "expected model.json and one tensor file: {:?}",
+        files.keys()
+    );
+    assert_ne!(model_json(&model)["tensors"], old_tensors);
+    assert!(old != predict(&model, &data, &[]).stdout);
+}
+
+#[test]
+fn train_refuses_a_folder_with_unrelated_files() {
+    let f = Fixture::new();
+    let folder = f.path("notes");
+    std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(folder.join("notes.txt"), "my notes\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(folder.join("data.bin"), [0u8, 1, 2, 255]).unwrap_or_else(|e| panic!("{e}"));
+    let before = snapshot(&folder);
+    let stderr = fails(&f.train_args(&f.good_csv(), &folder, 1));
+    assert!(
+        stderr.contains("notes.txt") && stderr.contains("refusing"),
+        "{stderr}"
+    );
+    assert!(before == snapshot(&folder), "the folder was changed");
+}
+
+#[test]
+fn train_refuses_a_foreign_model_json() {
+    let f = Fixture::new();
+    let folder = f.path("other");
+    std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(folder.join("model.json"), "{\"layers\": [3, 4]}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = snapshot(&folder);
+    let stderr = fails(&f.train_args(&f.good_csv(), &folder, 1));
+    assert!(
+        stderr.contains("model.json") && stderr.contains("refusing"),
+        "{stderr}"
+    );
+    assert!(before == snapshot(&folder), "the folder was changed");
+}
+
+#[test]
+fn train_refuses_an_out_path_that_is_a_file() {
+    let f = Fixture::new();
+    let file = f.write("model.txt", "not a directory\n");
+    let stderr = fails(&f.train_args(&f.good_csv(), &file, 1));
+    assert!(
+        stderr.contains("model.txt") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        "not a directory\n"
+    );
+}
+
+/// `candle_core::safetensors::save` writes through safetensors 0.8's
+/// `NamedTempFile::new_in(model_dir)`, named `.tmpXXXXXX`, before renaming it
+/// to `.tensors-<pid>-<n>.tmp`. A crash (SIGKILL, power loss) during that
+/// write leaves `.tmpXXXXXX` in the model directory, which `save` does not
+/// recognize as its own: every later `train --out` there is refused, although
+/// the checkpoint docs promise that leftovers are removed by the next save.
+#[test]
+#[ignore = "bug: a '.tmpXXXXXX' left by an interrupted safetensors write makes every later save refuse the model dir"]
+fn save_after_an_interrupted_tensor_write_succeeds() {
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    // What safetensors' NamedTempFile leaves behind when the process dies.
+    std::fs::write(model.join(".tmpAb12Cd"), [0u8; 64]).unwrap_or_else(|e| panic!("{e}"));
+    succeeds(&f.train_args(&f.good_csv(), &model, 2));
+    let names: Vec<String> = snapshot(&model).into_keys().collect();
+    assert_eq!(names.len(), 2, "leftovers not cleaned up: {names:?}");
+}
+
+/// The tensor file is written through safetensors' `NamedTempFile`, which
+/// creates it with mode 0600, while model.json follows the umask (0644): a
+/// model directory shared with other users has a readable model.json and an
+/// unreadable tensor file.
+#[cfg(unix)]
+#[test]
+#[ignore = "bug: tensors-*.safetensors is saved with mode 0600 regardless of the umask, model.json with 0644"]
+fn tensor_file_has_the_same_permissions_as_model_json() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let model = f.train("model", 1);
+    let tensors = model.join(model_json(&model)["tensors"].as_str().unwrap_or_default());
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    assert_eq!(
+        format!("{:o}", mode(&tensors)),
+        format!("{:o}", mode(&model.join("model.json")))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --help
+// ---------------------------------------------------------------------------
+
+fn help_mentions(args: &[&str], needles: &[&str]) {
+    let out = succeeds(&strings(args));
+    let help = text(&out.stdout);
+    for needle in needles {
+        assert!(
+            help.contains(needle),
+            "bnn {} does not mention {needle}:\n{help}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn top_level_help_lists_every_subcommand() {
+    help_mentions(
+        &["--help"],
+        &["train", "predict", "eval", "demo", "study", "--version"],
+    );
+}
+
+#[test]
+fn train_help_lists_every_flag() {
+    help_mentions(
+        &["train", "--help"],
+        &[
+            "--data",
+            "--target",
+            "--out",
+            "--features",
+            "--method",
+            "--hidden",
+            "--activation",
+            "--prior",
+            "--estimator",
+            "--likelihood",
+            "--init-scale",
+            "--epochs",
+            "--batch-size",
+            "--lr",
+            "--kl-warmup",
+            "--seed",
+            "--json",
+            // The values, too.
+            "bbb",
+            "mc-dropout",
+            "ensemble",
+            "gaussian:SIGMA",
+        ],
+    );
+}
+
+#[test]
+fn predict_help_lists_every_flag() {
+    help_mentions(
+        &["predict", "--help"],
+        &["--model", "--data", "--level", "--samples", "--out"],
+    );
+}
+
+#[test]
+fn eval_help_lists_every_flag() {
+    help_mentions(
+        &["eval", "--help"],
+        &["--model", "--data", "--target", "--samples", "--json"],
+    );
+}
+
+#[test]
+fn help_subcommand_works_too() {
+    help_mentions(&["help", "train"], &["--data", "--target", "--out"]);
+}
