@@ -57,8 +57,8 @@
 //! fit the model. No input bytes make it panic.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -380,25 +380,22 @@ impl Drop for TempFile {
     }
 }
 
-/// Step 3: the tensors to a temporary file, fsynced, renamed to their
+/// Writes `bytes` to a fresh temporary file in `dir` and fsyncs it.
+fn write_temp(dir: &Path, prefix: &str, bytes: &[u8]) -> Result<TempFile> {
+    let tmp = TempFile::new(dir.join(format!("{prefix}{}{TMP_SUFFIX}", unique_suffix())));
+    let mut file = File::create(&tmp.path).map_err(|e| io_err(&tmp.path, e))?;
+    file.write_all(bytes).map_err(|e| io_err(&tmp.path, e))?;
+    file.sync_all().map_err(|e| io_err(&tmp.path, e))?;
+    Ok(tmp)
+}
+
+/// Step 3: the tensors, serialized in memory (so no file but ours is ever
+/// created in the directory), to a temporary file, fsynced, renamed to their
 /// content name. Returns the name and the CRC-32.
 fn write_tensor_file(dir: &Path, tensors: &HashMap<String, Tensor>) -> Result<(String, u32)> {
-    let tmp = TempFile::new(dir.join(format!(
-        "{TMP_TENSOR_PREFIX}{}{TMP_SUFFIX}",
-        unique_suffix()
-    )));
-    candle_core::safetensors::save(tensors, &tmp.path)
-        .map_err(|e| checkpoint_err(&tmp.path, format!("could not write the tensor file: {e}")))?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&tmp.path)
-        .map_err(|e| io_err(&tmp.path, e))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| io_err(&tmp.path, e))?;
-    file.sync_all().map_err(|e| io_err(&tmp.path, e))?;
-    drop(file);
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| checkpoint_err(dir, format!("could not serialize the tensors: {e}")))?;
+    let tmp = write_temp(dir, TMP_TENSOR_PREFIX, &bytes)?;
     let crc = crc32fast::hash(&bytes);
     let name = tensor_file_name(crc);
     let target = dir.join(&name);
@@ -411,14 +408,7 @@ fn write_tensor_file(dir: &Path, tensors: &HashMap<String, Tensor>) -> Result<(S
 /// Step 4: `model.json` to a temporary file, fsynced, renamed over
 /// `model.json` (the commit point), then the directory fsynced.
 fn commit_manifest(dir: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = TempFile::new(dir.join(format!(
-        "{TMP_MODEL_PREFIX}-{}{TMP_SUFFIX}",
-        unique_suffix()
-    )));
-    let mut file = File::create(&tmp.path).map_err(|e| io_err(&tmp.path, e))?;
-    file.write_all(bytes).map_err(|e| io_err(&tmp.path, e))?;
-    file.sync_all().map_err(|e| io_err(&tmp.path, e))?;
-    drop(file);
+    let tmp = write_temp(dir, &format!("{TMP_MODEL_PREFIX}-"), bytes)?;
     let target = dir.join(MODEL_FILE);
     fs::rename(&tmp.path, &target).map_err(|e| io_err(&target, e))?;
     tmp.keep();

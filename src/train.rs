@@ -52,8 +52,14 @@ pub struct TrainConfig {
     pub kl_schedule: KlSchedule,
     /// Likelihood temperature.
     pub temperature: f64,
-    /// Show a progress bar on a terminal.
+    /// Show a progress bar on a terminal. A display choice, not part of a
+    /// saved model (loaded configs show it).
+    #[serde(skip, default = "show_progress")]
     pub progress: bool,
+}
+
+fn show_progress() -> bool {
+    true
 }
 
 impl Default for TrainConfig {
@@ -65,7 +71,7 @@ impl Default for TrainConfig {
             seed: 0,
             kl_schedule: KlSchedule::default(),
             temperature: 1.0,
-            progress: true,
+            progress: show_progress(),
         }
     }
 }

@@ -396,7 +396,7 @@ fn zero_batch_size() {
 /// The message should name the parameter as the user typed it; `--kl-warmup`
 /// does, `--batch-size` and `--init-scale` say `batch_size` / `init_scale`.
 #[test]
-#[ignore = "bug: messages for --batch-size and --init-scale name 'batch_size'/'init_scale', not the flag"]
+
 fn hyperparameter_messages_use_the_flag_spelling() {
     let f = Fixture::new();
     let stderr = f.train_fails(&f.good_csv(), &["--batch-size", "0"]);
@@ -488,7 +488,7 @@ fn zero_kl_warmup() {
 /// "unexpected argument '-1' found", which does not say the value was
 /// accepted syntax but out of range. `--lr=-1` gives the right message.
 #[test]
-#[ignore = "bug: negative values after a space (--lr -1, --level -0.1) give clap's \"unexpected argument '-1' found\""]
+
 fn negative_value_after_a_space_names_the_parameter() {
     let f = Fixture::new();
     let stderr = f.train_fails(&f.good_csv(), &["--lr", "-1"]);

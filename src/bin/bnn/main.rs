@@ -8,6 +8,7 @@ mod train;
 
 use std::process::ExitCode;
 
+use candle_bnn::Error;
 use clap::{Parser, Subcommand};
 
 /// Bayesian neural networks on candle: train, predict with calibrated
@@ -36,6 +37,23 @@ enum Command {
     },
 }
 
+/// Names parameters as the command line spells them (`batch-size`, not the
+/// library's `batch_size`).
+fn spelled_as_flags(e: Error) -> Error {
+    match e {
+        Error::InvalidParameter {
+            name,
+            value,
+            expected,
+        } => Error::InvalidParameter {
+            name: name.replace('_', "-"),
+            value,
+            expected,
+        },
+        other => other,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -49,7 +67,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", spelled_as_flags(e));
             ExitCode::FAILURE
         }
     }

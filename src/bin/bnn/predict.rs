@@ -18,7 +18,7 @@ pub struct PredictArgs {
     #[arg(long)]
     data: PathBuf,
     /// Nominal coverage of the central interval, in (0, 1).
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.95)]
     level: f64,
     /// Posterior samples per row.
     #[arg(long, default_value_t = 100)]

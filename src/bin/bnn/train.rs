@@ -68,7 +68,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = NoiseModel::Homoscedastic)]
     likelihood: NoiseModel,
     /// Initial posterior std as a fraction of the prior std.
-    #[arg(long, default_value_t = DEFAULT_INIT_SCALE)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_INIT_SCALE)]
     init_scale: f64,
     /// Passes over the training data.
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
@@ -77,10 +77,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().lr)]
     lr: f64,
     /// Phase the KL weight in linearly over this many epochs [default: none].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     kl_warmup: Option<f64>,
     /// Seed of the initialization, all noise and the minibatch order.
     #[arg(long, default_value_t = 0)]
