@@ -45,6 +45,41 @@ pub fn gaussian_prior_weight_decay(sigma_p: f64, n_data: usize) -> Result<f64> {
     Ok(1.0 / (2.0 * sigma_p * sigma_p * n_data as f64))
 }
 
+/// The weight decay of MC dropout (Gal & Ghahramani 2016, eq. 7 and the UCI
+/// experiments): with prior length-scale `l`, dropout rate `p`, model
+/// precision `tau` and `N` training rows,
+///
+/// ```text
+/// lambda = l² (1 - p) / (2 N tau)
+/// ```
+///
+/// is the L2 coefficient on the weights when the loss is written as
+/// `MSE/2 + lambda Σ ||W||²`, i.e. the MC-dropout ELBO
+/// ([`crate::mc_dropout`]) divided by `tau`.
+pub fn mc_dropout_weight_decay(length_scale: f64, p: f64, n_data: usize, tau: f64) -> Result<f64> {
+    if !(length_scale.is_finite() && length_scale >= 0.0) {
+        return Err(Error::invalid(
+            "length_scale",
+            length_scale,
+            "a finite number >= 0",
+        ));
+    }
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::invalid("dropout", p, "a rate in [0, 1)"));
+    }
+    if !(tau.is_finite() && tau > 0.0) {
+        return Err(Error::invalid("tau", tau, "a finite precision > 0"));
+    }
+    if n_data == 0 {
+        return Err(Error::invalid(
+            "n_data",
+            0,
+            "the training-set size, at least 1",
+        ));
+    }
+    Ok(length_scale * length_scale * (1.0 - p) / (2.0 * n_data as f64 * tau))
+}
+
 /// How the KL weight `beta` evolves over training.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

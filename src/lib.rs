@@ -24,10 +24,12 @@
 //!    ```
 //!    so the per-example loss decays the means with `lambda = 1/(2 sigma_p² N)`
 //!    ([`elbo::gaussian_prior_weight_decay`]).
-//! 4. **MC dropout** (Gal & Ghahramani 2016) is the second model family. It
-//!    plugs in through [`model::StochasticModel`], the trait that training
-//!    ([`train::fit`]) and prediction ([`predictive::predict`]) are written
-//!    against; it is not implemented in this release yet.
+//! 4. **MC dropout** (Gal & Ghahramani 2016) is the second model family
+//!    ([`mc_dropout::McDropoutMlp`]): dropout kept on at prediction, its KL
+//!    reduced to L2 with `lambda = l²(1-p)/(2N tau)`
+//!    ([`elbo::mc_dropout_weight_decay`]). It implements
+//!    [`model::StochasticModel`], the trait that training ([`train::fit`]) and
+//!    prediction ([`predictive::predict`]) are written against.
 //! 5. **Predictions are distributions** ([`predictive`]). `T` posterior samples,
 //!    evaluated in one batched pass, form a Gaussian mixture per input with
 //!    ```text
@@ -76,10 +78,12 @@
 pub mod checkpoint;
 pub mod data;
 pub mod elbo;
+pub mod ensemble;
 pub mod error;
 pub mod figures;
 pub mod layers;
 pub mod likelihood;
+pub mod mc_dropout;
 pub mod metrics;
 pub mod model;
 pub mod noise;
@@ -90,6 +94,7 @@ pub mod prior;
 pub mod regressor;
 pub mod studies;
 pub mod train;
+pub mod uci;
 
 pub use error::{Error, Result};
 

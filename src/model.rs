@@ -29,6 +29,13 @@ pub trait StochasticModel {
     /// `xs: [B, in]` -> head outputs `[samples, B, head_dim]`.
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor>;
 
+    /// The stochastic pass the training loss is estimated with, `[B, in]` ->
+    /// `[S, B, head_dim]`: one sample by default; an ensemble runs every
+    /// member.
+    fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_samples(xs, 1)
+    }
+
     /// The deterministic pass (posterior means), `[B, in]` -> `[B, head_dim]`.
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor>;
 

@@ -61,6 +61,17 @@ impl NoiseSource {
         Ok(Tensor::from_vec(data, shape, device)?)
     }
 
+    /// f32 tensor of i.i.d. Bernoulli(`keep`) draws, each 1 or 0 (dropout
+    /// masks). `keep` must lie in [0, 1].
+    pub fn bernoulli(&self, shape: impl Into<Shape>, keep: f64, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = self.lock();
+        let data: Vec<f32> = (0..shape.elem_count())
+            .map(|_| if rng.random::<f64>() < keep { 1.0 } else { 0.0 })
+            .collect();
+        Ok(Tensor::from_vec(data, shape, device)?)
+    }
+
     /// Run `f` with exclusive access to the generator (for draws that are not
     /// tensors, such as minibatch shuffles or prior samples).
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {

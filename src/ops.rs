@@ -94,6 +94,19 @@ pub fn log_mean_exp(values: &[f64]) -> f64 {
     m + (sum / values.len() as f64).ln()
 }
 
+/// `xs · wᵀ` for one weight matrix `w: [out, in]` shared by every leading
+/// index of `xs: [..., in]`, as one flat 2-D matmul.
+pub fn shared_matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims();
+    let in_dim = dims[dims.len() - 1];
+    let rows = xs.elem_count() / in_dim.max(1);
+    let flat = xs.reshape((rows, in_dim))?.matmul(&w.t()?)?;
+    let mut out_dims = dims.to_vec();
+    let last = out_dims.len() - 1;
+    out_dims[last] = w.dims()[0];
+    Ok(flat.reshape(out_dims)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,6 +133,22 @@ pub fn fit<M: StochasticModel + ?Sized>(
     ys: &Tensor,
     config: &TrainConfig,
 ) -> Result<TrainReport> {
+    let bar = progress_bar(config);
+    let report = fit_with_progress(model, xs, ys, config, &bar);
+    bar.finish_and_clear();
+    report
+}
+
+/// [`fit`], advancing a caller's progress bar by one per epoch (for work
+/// made of many fits, such as a benchmark over splits); `config.progress`
+/// is ignored.
+pub fn fit_with_progress<M: StochasticModel + ?Sized>(
+    model: &M,
+    xs: &Tensor,
+    ys: &Tensor,
+    config: &TrainConfig,
+    bar: &ProgressBar,
+) -> Result<TrainReport> {
     config.validate()?;
     let n = xs.dim(0)?;
     if ys.dims() != [n, 1] {
@@ -157,7 +173,6 @@ pub fn fit<M: StochasticModel + ?Sized>(
         },
     )?;
     let steps_per_epoch = n.div_ceil(config.batch_size);
-    let bar = progress_bar(config);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order: Vec<u32> = (0..n as u32).collect();
     let start = Instant::now();
@@ -175,7 +190,7 @@ pub fn fit<M: StochasticModel + ?Sized>(
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let idx = Tensor::from_slice(chunk, chunk.len(), xs.device())?;
             let (xb, yb) = (xs.index_select(&idx, 0)?, ys.index_select(&idx, 0)?);
-            let head = model.forward_samples(&xb, 1)?;
+            let head = model.forward_train(&xb)?;
             let nll = model.likelihood().nll(&head, &yb)?;
             let epochs_done = epoch as f64 + (b + 1) as f64 / steps_per_epoch as f64;
             let terms = elbo.terms(&nll, &model.kl()?, epochs_done)?;
@@ -226,7 +241,6 @@ pub fn fit<M: StochasticModel + ?Sized>(
             }
         }
     }
-    bar.finish_and_clear();
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -298,12 +312,15 @@ fn progress_bar(config: &TrainConfig) -> ProgressBar {
     if !config.progress {
         return ProgressBar::hidden();
     }
-    // stderr draw target: drawn only when stderr is a terminal.
-    let bar =
-        ProgressBar::with_draw_target(Some(config.epochs as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] epoch {pos}/{len} {msg}")
-    {
+    terminal_progress_bar(config.epochs as u64, "epoch")
+}
+
+/// A progress bar of `len` steps named `unit`, drawn on stderr only when
+/// stderr is a terminal (quiet in pipes, logs and CI).
+pub fn terminal_progress_bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template = format!("{{elapsed_precise}} [{{bar:30}}] {unit} {{pos}}/{{len}} {{msg}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

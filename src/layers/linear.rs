@@ -31,6 +31,7 @@ use candle_core::{Device, Module, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::noise::NoiseSource;
+use crate::ops::shared_matmul;
 use crate::posterior::{FactoredGaussian, KlTerms};
 use crate::prior::{Fan, LayerPrior, Prior};
 use crate::{Error, Result};
@@ -304,19 +305,6 @@ impl BayesLinear {
             ),
         }
     }
-}
-
-/// `xs · wᵀ` for one weight matrix `w: [out, in]` shared by every leading
-/// index of `xs: [..., in]`, as one flat 2-D matmul.
-fn shared_matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let dims = xs.dims();
-    let in_dim = dims[dims.len() - 1];
-    let rows = xs.elem_count() / in_dim.max(1);
-    let flat = xs.reshape((rows, in_dim))?.matmul(&w.t()?)?;
-    let mut out_dims = dims.to_vec();
-    let last = out_dims.len() - 1;
-    out_dims[last] = w.dims()[0];
-    Ok(flat.reshape(out_dims)?)
 }
 
 impl Module for BayesLinear {

@@ -5,6 +5,7 @@ mod eval;
 mod predict;
 mod study;
 mod train;
+mod uci;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a saved model on a labelled CSV file.
     Eval(eval::EvalArgs),
+    /// The UCI regression benchmark on a split directory (published splits).
+    Uci(uci::UciArgs),
     /// Prior/initializer studies.
     Study {
         #[command(subcommand)]
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Uci(args)) => uci::run(&args),
         Some(Command::Study { study }) => study::run(&study),
     };
     match result {

@@ -1,0 +1,113 @@
+//! Deep ensembles (Lakshminarayanan, Pritzel & Blundell 2017, "Simple and
+//! Scalable Predictive Uncertainty Estimation using Deep Ensembles").
+//!
+//! `M` networks with a heteroscedastic Gaussian head, each from its own random
+//! initialization, trained on the Gaussian NLL; the predictive is their
+//! uniform mixture, so it goes through the same [`GaussianMixture`] as BBB
+//! and MC dropout:
+//!
+//! ```text
+//! p(y | x) = (1/M) Σ_m N(y; mu_m(x), sigma_m(x)²)
+//! ```
+//!
+//! A member is an [`McDropoutMlp`] with dropout 0 and length-scale 0: a plain
+//! deterministic MLP. All members train together, each on the same
+//! minibatches (the loss is the mean of their NLLs, so their gradients stay
+//! separate); the paper's diversity comes from the initializations.
+//!
+//! [`GaussianMixture`]: crate::predictive::GaussianMixture
+
+use candle_core::{Device, Tensor, Var};
+
+use crate::likelihood::{Likelihood, LikelihoodKind};
+use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
+use crate::model::StochasticModel;
+use crate::posterior::KlTerms;
+use crate::{Error, Result};
+
+/// Members of the published experiments.
+pub const DEFAULT_MEMBERS: usize = 5;
+
+/// `M` independently initialized deterministic networks.
+#[derive(Debug, Clone)]
+pub struct DeepEnsemble {
+    members: Vec<McDropoutMlp>,
+}
+
+impl DeepEnsemble {
+    /// `members` networks of `hidden` units on `input_dim` features, with a
+    /// heteroscedastic head; member `m` is initialized from `seed + m`.
+    pub fn new(
+        input_dim: usize,
+        hidden: &[usize],
+        members: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        if members == 0 {
+            return Err(Error::invalid("members", 0, "at least 1 network"));
+        }
+        let config = McDropoutConfig {
+            dropout: 0.0,
+            length_scale: 0.0,
+            likelihood: LikelihoodKind::Heteroscedastic,
+            ..McDropoutConfig::new(input_dim, hidden)
+        };
+        let members = (0..members as u64)
+            .map(|m| McDropoutMlp::new(config.clone(), seed.wrapping_add(m), device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { members })
+    }
+
+    /// The member networks.
+    pub fn members(&self) -> &[McDropoutMlp] {
+        &self.members
+    }
+}
+
+impl StochasticModel for DeepEnsemble {
+    /// Sample `t` is member `t mod M` (deterministic), so `samples = M` gives
+    /// each member once: `[M, B, 2]`.
+    fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
+        if samples == 0 {
+            return Err(Error::invalid("samples", 0, "at least 1"));
+        }
+        let heads = (0..samples)
+            .map(|t| self.members[t % self.members.len()].forward_mean(xs))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&heads, 0)?)
+    }
+
+    /// Every member, on the same minibatch.
+    fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_samples(xs, self.members.len())
+    }
+
+    /// The members' average output.
+    fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_samples(xs, self.members.len())?.mean(0)?)
+    }
+
+    /// Zero: ensemble members carry no prior term.
+    fn kl(&self) -> Result<KlTerms> {
+        KlTerms::zeros(self.members[0].device())
+    }
+
+    /// The members' shared (stateless, heteroscedastic) likelihood.
+    fn likelihood(&self) -> &Likelihood {
+        self.members[0].likelihood()
+    }
+
+    /// `m{k}.l{i}.weight`, `m{k}.l{i}.bias` for member `k`.
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        self.members
+            .iter()
+            .enumerate()
+            .flat_map(|(k, m)| {
+                m.named_vars()
+                    .into_iter()
+                    .map(move |(n, v)| (format!("m{k}.{n}"), v))
+            })
+            .collect()
+    }
+}

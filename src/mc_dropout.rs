@@ -1,0 +1,262 @@
+//! The MC dropout MLP: the second model family (Gal & Ghahramani 2016,
+//! "Dropout as a Bayesian Approximation").
+//!
+//! Dropout before every weight layer (the input layer too), kept on at
+//! prediction, makes each pass a draw from an approximate posterior over the
+//! weights. Its KL to a Gaussian prior with length-scale `l` (prior precision
+//! `l²`) reduces to L2 on the weights:
+//!
+//! ```text
+//! KL ≈ (l² (1 - p) / 2) Σ ||W||²  +  (l² / 2) Σ ||b||²        (all in kl_l2)
+//! loss = nll + KL / N,   nll = -ln N(y; f(x), 1/tau)  (FixedNoise likelihood)
+//! ```
+//!
+//! Divided by `tau`, this loss is `MSE/2 + lambda Σ ||W||² + …` with
+//! `lambda = l² (1 - p) / (2 N tau)`, the weight decay of the paper
+//! ([`crate::elbo::mc_dropout_weight_decay`]). With `p = 0` and `l = 0` the
+//! model is a plain deterministic MLP (what a deep-ensemble member is).
+//!
+//! # Shapes
+//! `forward_samples`: `[B, in]` -> `[S, B, head_dim]`, with `S` independent
+//! dropout masks per layer drawn in one call (one batched evaluation).
+
+use std::fmt;
+
+use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{Activation, McDropout};
+use crate::likelihood::{Likelihood, LikelihoodKind};
+use crate::model::StochasticModel;
+use crate::noise::NoiseSource;
+use crate::ops::shared_matmul;
+use crate::posterior::KlTerms;
+use crate::prior::{Fan, Prior};
+use crate::{Error, Result};
+
+/// Architecture and regularization of an [`McDropoutMlp`] (serializable).
+///
+/// | Field | Default | Purpose | Range |
+/// |---|---|---|---|
+/// | `input_dim` | required | features per example | ≥ 1 |
+/// | `hidden` | required | units per hidden layer | each ≥ 1 |
+/// | `activation` | ReLU | hidden nonlinearity | relu, tanh, selu |
+/// | `dropout` | 0.05 | rate `p` before every weight layer | [0, 1) |
+/// | `length_scale` | 1e-2 | prior length-scale `l` (Gal's UCI code) | ≥ 0 |
+/// | `prior` | He | initializer of the weights | see [`Prior`] |
+/// | `likelihood` | homoscedastic | head and loss | see [`LikelihoodKind`] |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McDropoutConfig {
+    /// Number of input features.
+    pub input_dim: usize,
+    /// Width of each hidden layer.
+    pub hidden: Vec<usize>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Dropout rate `p`.
+    pub dropout: f64,
+    /// Prior length-scale `l`.
+    pub length_scale: f64,
+    /// Initializer (the means of a zero-mean Gaussian prior in Gal's view).
+    pub prior: Prior,
+    /// Likelihood head.
+    pub likelihood: LikelihoodKind,
+}
+
+impl McDropoutConfig {
+    /// A config with the required fields and the defaults of the table above.
+    pub fn new(input_dim: usize, hidden: &[usize]) -> Self {
+        Self {
+            input_dim,
+            hidden: hidden.to_vec(),
+            activation: Activation::default(),
+            dropout: 0.05,
+            length_scale: 1e-2,
+            prior: Prior::default(),
+            likelihood: LikelihoodKind::default(),
+        }
+    }
+
+    /// Checks every field; errors name the field and its valid range.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dim == 0 {
+            return Err(Error::invalid("input_dim", 0, "at least 1 feature"));
+        }
+        if let Some(i) = self.hidden.iter().position(|h| *h == 0) {
+            return Err(Error::invalid(
+                format!("hidden[{i}]"),
+                0,
+                "at least 1 unit per hidden layer",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid("dropout", self.dropout, "a rate in [0, 1)"));
+        }
+        if !(self.length_scale.is_finite() && self.length_scale >= 0.0) {
+            return Err(Error::invalid(
+                "length_scale",
+                self.length_scale,
+                "a finite number >= 0",
+            ));
+        }
+        self.prior.validate()?;
+        self.likelihood.validate()
+    }
+
+    fn layer_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.input_dim];
+        sizes.extend(&self.hidden);
+        sizes.push(self.likelihood.head_dim());
+        sizes
+    }
+}
+
+/// An MLP with MC dropout before every weight layer.
+#[derive(Debug, Clone)]
+pub struct McDropoutMlp {
+    config: McDropoutConfig,
+    /// `(weight [out, in], bias [out])` per layer, input first.
+    layers: Vec<(Var, Var)>,
+    dropout: McDropout,
+    likelihood: Likelihood,
+    noise: NoiseSource,
+}
+
+impl McDropoutMlp {
+    /// A fresh network: weights and biases drawn from the prior (the
+    /// initializer), then masks and noise from the same `seed`.
+    pub fn new(config: McDropoutConfig, seed: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let noise = NoiseSource::new(seed);
+        let layers = config
+            .layer_sizes()
+            .windows(2)
+            .map(|io| {
+                let prior = config.prior.resolve(Fan {
+                    fan_in: io[0],
+                    fan_out: io[1],
+                })?;
+                let w = prior.sample((io[1], io[0]), &noise, device)?;
+                let b = prior.sample(io[1], &noise, device)?;
+                Ok((Var::from_tensor(&w)?, Var::from_tensor(&b)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dropout = McDropout::new(config.dropout, noise.clone())?;
+        let likelihood = Likelihood::new(config.likelihood, device)?;
+        Ok(Self {
+            config,
+            layers,
+            dropout,
+            likelihood,
+            noise,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &McDropoutConfig {
+        &self.config
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> &Device {
+        self.layers[0].0.device()
+    }
+
+    /// The shared noise stream (reseed it to replay masks).
+    pub fn noise(&self) -> &NoiseSource {
+        &self.noise
+    }
+
+    fn check_input(&self, xs: &Tensor) -> Result<usize> {
+        match xs.dims() {
+            [b, d] if *d == self.config.input_dim => Ok(*b),
+            d => Err(Error::Shape {
+                context: "McDropoutMlp input".into(),
+                message: format!("expected [batch, {}], got {d:?}", self.config.input_dim),
+            }),
+        }
+    }
+
+    /// Runs the layers; `drop` decides whether masks are applied.
+    fn run(&self, mut h: Tensor, drop: bool) -> Result<Tensor> {
+        let last = self.layers.len() - 1;
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            if drop {
+                h = self.dropout.forward(&h)?;
+            }
+            h = shared_matmul(&h, w.as_tensor())?.broadcast_add(b.as_tensor())?;
+            if i < last {
+                h = self.config.activation.apply(&h)?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+impl StochasticModel for McDropoutMlp {
+    fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
+        let b = self.check_input(xs)?;
+        if samples == 0 {
+            return Err(Error::invalid("samples", 0, "at least 1"));
+        }
+        let xs = xs
+            .unsqueeze(0)?
+            .broadcast_as((samples, b, self.config.input_dim))?
+            .contiguous()?;
+        self.run(xs, true)
+    }
+
+    fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
+        self.check_input(xs)?;
+        self.run(xs.clone(), false)
+    }
+
+    /// `(l²(1-p)/2) Σ ||W||² + (l²/2) Σ ||b||²`, all in `l2`; `rest` is 0.
+    fn kl(&self) -> Result<KlTerms> {
+        let l2 = self.config.length_scale.powi(2);
+        let device = self.layers[0].0.device();
+        let mut total = Tensor::new(0f32, device)?;
+        for (w, b) in &self.layers {
+            let ww = (w.as_tensor().sqr()?.sum_all()? * (l2 * (1.0 - self.config.dropout) / 2.0))?;
+            let bb = (b.as_tensor().sqr()?.sum_all()? * (l2 / 2.0))?;
+            total = ((total + ww)? + bb)?;
+        }
+        Ok(KlTerms {
+            l2: total,
+            rest: Tensor::new(0f32, device)?,
+        })
+    }
+
+    fn likelihood(&self) -> &Likelihood {
+        &self.likelihood
+    }
+
+    /// `l{i}.weight`, `l{i}.bias` per layer, then `likelihood.noise_rho`.
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            out.push((format!("l{i}.weight"), w.clone()));
+            out.push((format!("l{i}.bias"), b.clone()));
+        }
+        if let Some(rho) = self.likelihood.noise_rho() {
+            out.push(("likelihood.noise_rho".into(), rho.clone()));
+        }
+        out
+    }
+}
+
+impl fmt::Display for McDropoutMlp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        let params: usize = self.vars().iter().map(|v| v.elem_count()).sum();
+        write!(
+            f,
+            "McDropoutMlp {{sizes: {:?}, activation: {}, dropout: {}, length_scale: {}, likelihood: {:?}, params: {params}}}",
+            c.layer_sizes(),
+            c.activation,
+            c.dropout,
+            c.length_scale,
+            c.likelihood
+        )
+    }
+}

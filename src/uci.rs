@@ -1,0 +1,454 @@
+//! The UCI regression benchmark protocol (Hernández-Lobato & Adams 2015; Gal
+//! & Ghahramani 2016; Mukhoti et al. 2018 for the leak-free grid search).
+//!
+//! For each published split: z-score features and target on the training
+//! rows (ddof = 0, a constant column gets scale 1), train, and score the test
+//! rows on the **original** target scale:
+//!
+//! ```text
+//! RMSE = sqrt(mean_i (y_i - mean_i)²)
+//! LL   = mean_i ln p(y_i | x_i)            (mixture density; for MC dropout with
+//!        = logsumexp_t(-tau/2 (y - ŷ_t)²) - ln T - ½ ln 2π + ½ ln tau,  Gal's formula)
+//! PICP = coverage of the central 95% (and 90%) intervals
+//! ```
+//!
+//! and report mean ± standard error over splits, `SE = std(values, ddof=0) / √K`.
+//! With `grid`, each split picks its hyperparameters by the log-likelihood on
+//! a validation set (the last 20% of its training indices, trained on the
+//! first 80%), then retrains on all its training rows: dropout rate × tau
+//! from the dataset's grid files for MC dropout, a few priors for BBB.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, SplitDir, Standardizer};
+use crate::ensemble::{DeepEnsemble, DEFAULT_MEMBERS};
+use crate::likelihood::LikelihoodKind;
+use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
+use crate::metrics::{picp, rmse};
+use crate::model::{BayesMlp, BayesMlpConfig};
+use crate::predictive::{predict, GaussianMixture};
+use crate::prior::Prior;
+use crate::train::{fit_with_progress, TrainConfig};
+use crate::{Error, Result};
+
+/// Hidden units when the dataset has no `n_hidden.txt` (the published 50).
+const DEFAULT_HIDDEN: usize = 50;
+/// Base epochs when the dataset has no `n_epochs.txt` (the published 40).
+const DEFAULT_BASE_EPOCHS: usize = 40;
+/// Dropout rate of MC dropout without a grid search.
+const DEFAULT_DROPOUT: f64 = 0.05;
+/// Fraction of each split's training rows kept for validation by the grid.
+const VALIDATION_FRACTION: f64 = 0.2;
+
+/// A model family of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UciMethod {
+    /// Bayes by Backprop ([`BayesMlp`]).
+    Bbb,
+    /// MC dropout ([`McDropoutMlp`]).
+    McDropout,
+    /// Deep ensemble of 5 heteroscedastic networks ([`DeepEnsemble`]).
+    Ensemble,
+}
+
+impl fmt::Display for UciMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UciMethod::Bbb => "bbb",
+            UciMethod::McDropout => "mc-dropout",
+            UciMethod::Ensemble => "ensemble",
+        })
+    }
+}
+
+impl FromStr for UciMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bbb" => Ok(UciMethod::Bbb),
+            "mc-dropout" => Ok(UciMethod::McDropout),
+            "ensemble" => Ok(UciMethod::Ensemble),
+            _ => Err(Error::invalid(
+                "method",
+                format!("'{s}'"),
+                "bbb | mc-dropout | ensemble",
+            )),
+        }
+    }
+}
+
+/// Hyperparameters one fit uses (what the grid chooses among).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Hyper {
+    /// BBB with this prior.
+    Bbb {
+        /// Prior (and initializer).
+        prior: Prior,
+    },
+    /// MC dropout with rate `p` and a fixed model precision `tau` (original
+    /// target units), or a learned noise level when `tau` is `None`.
+    McDropout {
+        /// Dropout rate.
+        p: f64,
+        /// Model precision.
+        tau: Option<f64>,
+    },
+    /// A deep ensemble.
+    Ensemble,
+}
+
+/// Settings of a benchmark run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UciConfig {
+    /// Model family.
+    pub method: UciMethod,
+    /// Number of splits to run (the first K) [default: all].
+    pub splits: Option<usize>,
+    /// Epochs per fit [default: 10 × the dataset's base epochs for BBB and MC
+    /// dropout (the 2016 protocol), the base epochs for ensembles (as published)].
+    pub epochs: Option<usize>,
+    /// Select hyperparameters per split on a validation set.
+    pub grid: bool,
+    /// Posterior samples per prediction (ensembles use one per member).
+    pub samples: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Seed; split `i` uses `seed + i`.
+    pub seed: u64,
+}
+
+impl UciConfig {
+    /// The defaults for `method`: all splits, no grid, 100 samples, batch 32.
+    pub fn new(method: UciMethod) -> Self {
+        Self {
+            method,
+            splits: None,
+            epochs: None,
+            grid: false,
+            samples: 100,
+            batch_size: 32,
+            seed: 0,
+        }
+    }
+}
+
+/// The scores of one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitScore {
+    /// Split index.
+    pub split: usize,
+    /// Test RMSE (original units).
+    pub rmse: f64,
+    /// Average test log-likelihood (original units).
+    pub ll: f64,
+    /// Coverage of the 90% intervals.
+    pub picp90: f64,
+    /// Coverage of the 95% intervals.
+    pub picp95: f64,
+    /// The hyperparameters used (chosen by the grid, or the defaults).
+    pub hyper: Hyper,
+    /// Wall time of the split, grid included.
+    pub seconds: f64,
+}
+
+/// A benchmark run over splits (the fields of `bnn uci --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UciReport {
+    /// Dataset name (the folder's name).
+    pub dataset: String,
+    /// Model family.
+    pub method: UciMethod,
+    /// Splits run.
+    pub splits: usize,
+    /// Epochs per fit.
+    pub epochs: usize,
+    /// Whether hyperparameters were grid-searched.
+    pub grid: bool,
+    /// Mean test RMSE over splits.
+    pub rmse_mean: f64,
+    /// Its standard error (ddof = 0).
+    pub rmse_se: f64,
+    /// Mean test log-likelihood over splits.
+    pub ll_mean: f64,
+    /// Its standard error.
+    pub ll_se: f64,
+    /// Mean coverage of the 90% intervals.
+    pub picp90_mean: f64,
+    /// Mean coverage of the 95% intervals.
+    pub picp95_mean: f64,
+    /// Total wall time in seconds.
+    pub seconds: f64,
+    /// Per-split scores.
+    pub per_split: Vec<SplitScore>,
+}
+
+/// Mean and standard error with ddof = 0: `(mean, std / √n)`.
+pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt() / n.sqrt())
+}
+
+/// Runs the protocol on `dir`, advancing `bar` by one per training epoch.
+pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciReport> {
+    let start = Instant::now();
+    let k = match config.splits {
+        Some(0) => return Err(Error::invalid("splits", 0, "at least 1")),
+        Some(k) if k > dir.n_splits() => {
+            return Err(Error::invalid(
+                "splits",
+                k,
+                format!("at most the {} splits of {}", dir.n_splits(), dir.name),
+            ))
+        }
+        Some(k) => k,
+        None => dir.n_splits(),
+    };
+    if config.samples == 0 {
+        return Err(Error::invalid("samples", 0, "at least 1"));
+    }
+    let base = dir.n_epochs.unwrap_or(DEFAULT_BASE_EPOCHS);
+    let epochs = config.epochs.unwrap_or(match config.method {
+        UciMethod::Ensemble => base,
+        _ => 10 * base,
+    });
+    let candidates = candidates(dir, config)?;
+    let fits_per_split = if candidates.len() > 1 {
+        candidates.len() + 1
+    } else {
+        1
+    };
+    bar.set_length((k * fits_per_split * epochs) as u64);
+    let hidden = dir.n_hidden.unwrap_or(DEFAULT_HIDDEN);
+    let fitter = Fitter {
+        config,
+        epochs,
+        hidden,
+        bar,
+    };
+
+    let mut per_split = Vec::with_capacity(k);
+    for split in 0..k {
+        let split_start = Instant::now();
+        bar.set_message(format!(
+            "{} {} split {}/{k}",
+            dir.name,
+            config.method,
+            split + 1
+        ));
+        let (train, test) = dir.split(split)?;
+        let seed = config.seed.wrapping_add(split as u64);
+        let hyper = if candidates.len() > 1 {
+            fitter.select(&train, &candidates, seed)?
+        } else {
+            candidates[0]
+        };
+        let dist = fitter.fit_predict(&train, &test.x, hyper, seed)?;
+        per_split.push(SplitScore {
+            split,
+            rmse: rmse(&dist.mean(), &test.y)?,
+            ll: mean_log_likelihood(&dist, &test.y)?,
+            picp90: picp(&dist.interval(0.90)?, &test.y)?,
+            picp95: picp(&dist.interval(0.95)?, &test.y)?,
+            hyper,
+            seconds: split_start.elapsed().as_secs_f64(),
+        });
+    }
+    let column =
+        |f: fn(&SplitScore) -> f64| mean_and_se(&per_split.iter().map(f).collect::<Vec<_>>());
+    let ((rmse_mean, rmse_se), (ll_mean, ll_se)) = (column(|s| s.rmse), column(|s| s.ll));
+    Ok(UciReport {
+        dataset: dir.name.clone(),
+        method: config.method,
+        splits: k,
+        epochs,
+        grid: config.grid,
+        rmse_mean,
+        rmse_se,
+        ll_mean,
+        ll_se,
+        picp90_mean: column(|s| s.picp90).0,
+        picp95_mean: column(|s| s.picp95).0,
+        seconds: start.elapsed().as_secs_f64(),
+        per_split,
+    })
+}
+
+fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
+    let ld = dist.log_density(ys)?;
+    Ok(ld.iter().sum::<f64>() / ld.len() as f64)
+}
+
+/// The hyperparameters to try: one (the defaults) without a grid.
+fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
+    if !config.grid {
+        return Ok(vec![match config.method {
+            UciMethod::Bbb => Hyper::Bbb {
+                prior: Prior::default(),
+            },
+            UciMethod::McDropout => Hyper::McDropout {
+                p: DEFAULT_DROPOUT,
+                tau: None,
+            },
+            UciMethod::Ensemble => Hyper::Ensemble,
+        }]);
+    }
+    match config.method {
+        UciMethod::Bbb => Ok([
+            Prior::He,
+            Prior::Glorot,
+            Prior::standard(),
+            Prior::gaussian(0.3)?,
+        ]
+        .into_iter()
+        .map(|prior| Hyper::Bbb { prior })
+        .collect()),
+        UciMethod::McDropout => {
+            let missing = |f: &str| {
+                Error::invalid(
+                    "grid",
+                    dir.name.clone(),
+                    format!("a dataset with {f} for the MC-dropout grid"),
+                )
+            };
+            let rates = dir
+                .dropout_rates
+                .as_ref()
+                .ok_or_else(|| missing("dropout_rates.txt"))?;
+            let taus = dir
+                .tau_values
+                .as_ref()
+                .ok_or_else(|| missing("tau_values.txt"))?;
+            Ok(rates
+                .iter()
+                .flat_map(|&p| {
+                    taus.iter()
+                        .map(move |&tau| Hyper::McDropout { p, tau: Some(tau) })
+                })
+                .collect())
+        }
+        UciMethod::Ensemble => Err(Error::invalid(
+            "grid",
+            "ensemble",
+            "bbb or mc-dropout (ensembles have no grid)",
+        )),
+    }
+}
+
+/// Fits models of one run's settings.
+struct Fitter<'a> {
+    config: &'a UciConfig,
+    epochs: usize,
+    hidden: usize,
+    bar: &'a ProgressBar,
+}
+
+impl Fitter<'_> {
+    /// The candidate with the best validation log-likelihood: trained on the
+    /// first 80% of the training indices, scored on the last 20%.
+    fn select(&self, train: &Dataset, candidates: &[Hyper], seed: u64) -> Result<Hyper> {
+        let n_val = ((train.len() as f64) * VALIDATION_FRACTION).round() as usize;
+        let cut = train.len() - n_val.clamp(1, train.len() - 1);
+        let fit_rows: Vec<usize> = (0..cut).collect();
+        let val_rows: Vec<usize> = (cut..train.len()).collect();
+        let (fit_part, val) = (train.subset(&fit_rows), train.subset(&val_rows));
+        let mut best = (f64::NEG_INFINITY, candidates[0]);
+        for &hyper in candidates {
+            let dist = self.fit_predict(&fit_part, &val.x, hyper, seed)?;
+            let ll = mean_log_likelihood(&dist, &val.y)?;
+            if ll > best.0 {
+                best = (ll, hyper);
+            }
+        }
+        Ok(best.1)
+    }
+
+    /// Standardizes on `train`, fits `hyper`'s model, and returns the
+    /// predictive of `test_x` in original units.
+    fn fit_predict(
+        &self,
+        train: &Dataset,
+        test_x: &[f64],
+        hyper: Hyper,
+        seed: u64,
+    ) -> Result<GaussianMixture> {
+        let device = Device::Cpu;
+        let (x_scaler, y_scaler) = Standardizer::fit_dataset(train)?;
+        let scaled = train.standardized(&x_scaler, &y_scaler);
+        let (xs, ys) = (scaled.x_tensor(&device)?, scaled.y_tensor(&device)?);
+        let d = train.n_features();
+        let x_test: Vec<f32> = x_scaler
+            .transform(test_x)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let xt = Tensor::from_vec(x_test, (test_x.len() / d, d), &device)?;
+        let train_config = TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.config.batch_size,
+            seed,
+            progress: false,
+            ..TrainConfig::default()
+        };
+        let (s_y, hidden) = (y_scaler.scale[0], [self.hidden]);
+        let predictive = match hyper {
+            Hyper::Bbb { prior } => {
+                let model = BayesMlp::new(
+                    BayesMlpConfig {
+                        prior,
+                        ..BayesMlpConfig::new(d, &hidden)
+                    },
+                    seed,
+                    &device,
+                )?;
+                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
+                predict(&model, &xt, self.config.samples)?
+            }
+            Hyper::McDropout { p, tau } => {
+                // tau is a precision in original units; the network sees y / s_y.
+                let likelihood = match tau {
+                    Some(tau) => LikelihoodKind::FixedNoise {
+                        sigma: 1.0 / (tau.sqrt() * s_y),
+                    },
+                    None => LikelihoodKind::Homoscedastic,
+                };
+                let config = McDropoutConfig {
+                    dropout: p,
+                    likelihood,
+                    ..McDropoutConfig::new(d, &hidden)
+                };
+                let model = McDropoutMlp::new(config, seed, &device)?;
+                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
+                predict(&model, &xt, self.config.samples)?
+            }
+            Hyper::Ensemble => {
+                let model = DeepEnsemble::new(d, &hidden, DEFAULT_MEMBERS, seed, &device)?;
+                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
+                predict(&model, &xt, model.members().len())?
+            }
+        };
+        predictive.into_regression()?.affine(y_scaler.mean[0], s_y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_se_use_ddof_zero() {
+        let (m, se) = mean_and_se(&[1.0, 2.0, 3.0, 6.0]);
+        assert_eq!(m, 3.0);
+        // population variance (4 + 1 + 0 + 9) / 4 = 3.5; SE = sqrt(3.5) / 2.
+        assert!((se - 3.5f64.sqrt() / 2.0).abs() < 1e-15);
+    }
+}
