@@ -177,12 +177,41 @@ impl McDropoutMlp {
         }
     }
 
-    /// Runs the layers; `drop` decides whether masks are applied.
-    fn run(&self, mut h: Tensor, drop: bool) -> Result<Tensor> {
+    /// Draws one dropout mask per weight layer for `[S, B, in]` inputs:
+    /// shapes `[S, B, width of the layer's input]`, entries 0 or 1/(1-p).
+    pub fn draw_masks(&self, samples: usize, batch: usize) -> Result<Vec<Tensor>> {
+        let sizes = self.config.layer_sizes();
+        let device = self.device();
+        sizes[..sizes.len() - 1]
+            .iter()
+            .map(|&d| self.dropout.draw_mask((samples, batch, d), device))
+            .collect()
+    }
+
+    /// The stochastic pass with given masks (see [`Self::draw_masks`]):
+    /// `xs: [S, B, in]` -> `[S, B, head_dim]`, layer `i`'s input multiplied
+    /// by `masks[i]`. Sample `t` uses only slice `t` of every mask, so a
+    /// batched pass equals `S` single passes with the same masks.
+    pub fn forward_with_masks(&self, xs: &Tensor, masks: &[Tensor]) -> Result<Tensor> {
+        if masks.len() != self.layers.len() {
+            return Err(Error::Shape {
+                context: "McDropoutMlp::forward_with_masks".into(),
+                message: format!(
+                    "{} masks for {} weight layers",
+                    masks.len(),
+                    self.layers.len()
+                ),
+            });
+        }
+        self.run(xs.clone(), Some(masks))
+    }
+
+    /// Runs the layers, multiplying each layer's input by its mask if given.
+    fn run(&self, mut h: Tensor, masks: Option<&[Tensor]>) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         for (i, (w, b)) in self.layers.iter().enumerate() {
-            if drop {
-                h = self.dropout.forward(&h)?;
+            if let Some(masks) = masks {
+                h = (h * &masks[i])?;
             }
             h = shared_matmul(&h, w.as_tensor())?.broadcast_add(b.as_tensor())?;
             if i < last {
@@ -203,12 +232,16 @@ impl StochasticModel for McDropoutMlp {
             .unsqueeze(0)?
             .broadcast_as((samples, b, self.config.input_dim))?
             .contiguous()?;
-        self.run(xs, true)
+        if self.config.dropout == 0.0 {
+            return self.run(xs, None);
+        }
+        let masks = self.draw_masks(samples, b)?;
+        self.run(xs, Some(&masks))
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
         self.check_input(xs)?;
-        self.run(xs.clone(), false)
+        self.run(xs.clone(), None)
     }
 
     /// `(l²(1-p)/2) Σ ||W||² + (l²/2) Σ ||b||²`, all in `l2`; `rest` is 0.

@@ -12,7 +12,7 @@
 //! unseeded RNG), so T stochastic passes are reproducible and can be batched:
 //! an input `[S, B, d]` gets `S` independent masks in one call.
 
-use candle_core::Tensor;
+use candle_core::{Device, Shape, Tensor};
 
 use crate::noise::NoiseSource;
 use crate::{Error, Result};
@@ -38,10 +38,10 @@ impl McDropout {
         self.p
     }
 
-    /// Draws a mask of `xs`'s shape (1/(1-p) where kept, 0 where dropped).
-    pub fn draw_mask(&self, xs: &Tensor) -> Result<Tensor> {
+    /// Draws a mask (1/(1-p) where kept, 0 where dropped).
+    pub fn draw_mask(&self, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let keep = 1.0 - self.p;
-        Ok((self.noise.bernoulli(xs.shape(), keep, xs.device())? / keep)?)
+        Ok((self.noise.bernoulli(shape, keep, device)? / keep)?)
     }
 
     /// `xs ⊙ mask` with a fresh mask; the identity when `p = 0`.
@@ -49,14 +49,13 @@ impl McDropout {
         if self.p == 0.0 {
             return Ok(xs.clone());
         }
-        Ok((xs * self.draw_mask(xs)?)?)
+        Ok((xs * self.draw_mask(xs.shape(), xs.device())?)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn masks_drop_at_rate_p_and_keep_the_mean() -> Result<()> {

@@ -19,8 +19,7 @@ pub struct UciArgs {
     /// Run only the first K splits [default: all].
     #[arg(long)]
     splits: Option<usize>,
-    /// Epochs per fit [default: 10 x the dataset's n_epochs.txt for bbb and
-    /// mc-dropout, 1 x for ensemble].
+    /// Epochs per fit [default: 10 x the dataset's n_epochs.txt].
     #[arg(long)]
     epochs: Option<usize>,
     /// Choose hyperparameters per split on a validation set (the last 20% of

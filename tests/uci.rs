@@ -1,0 +1,392 @@
+//! Integration tests of the UCI benchmark protocol (`uci::run` and `bnn uci`)
+//! on a tiny split directory written at test time: every method reports
+//! consistent scores, the grid chooses from its candidates, invalid settings
+//! error, the z-scoring makes the run equivariant to an affine change of the
+//! target's units, and the CLI prints the JSON report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_bnn::data::load_split_dir;
+use candle_bnn::prior::Prior;
+use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport};
+use candle_bnn::{Error, Result};
+use indicatif::ProgressBar;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+
+const RATES: [f64; 2] = [0.01, 0.1];
+const TAUS: [f64; 2] = [0.5, 20.0];
+
+/// Writes a split directory `root/name`: 60 rows of three N(0, 1) features
+/// and `y = a · (x0 + x1 + x2 + 0.1 eps) + b`; split 0 trains on rows 0..50
+/// and tests on 50..60, split 1 trains on 10..60 and tests on 0..10. The grid
+/// files hold `RATES` and `TAUS / a²` (tau is a precision in target units).
+fn write_split_dir(root: &Path, name: &str, a: f64, b: f64) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("create the split directory");
+    let mut rng = StdRng::seed_from_u64(2024);
+    let mut data = String::new();
+    for _ in 0..60 {
+        let x: Vec<f64> = (0..3).map(|_| rng.sample(StandardNormal)).collect();
+        let eps: f64 = rng.sample(StandardNormal);
+        let y = a * (x.iter().sum::<f64>() + 0.1 * eps) + b;
+        // `{}` prints the shortest string that parses back to the same f64.
+        data.push_str(&format!("{} {}\t{} {y}\n", x[0], x[1], x[2]));
+    }
+    let lines = |r: std::ops::Range<usize>| r.map(|i| format!("{i}\n")).collect::<String>();
+    let taus: Vec<String> = TAUS.iter().map(|t| format!("{}", t / (a * a))).collect();
+    let files = [
+        ("data.txt", data),
+        ("index_features.txt", "0\n1\n2\n".into()),
+        ("index_target.txt", "3\n".into()),
+        ("index_train_0.txt", lines(0..50)),
+        ("index_test_0.txt", lines(50..60)),
+        ("index_train_1.txt", lines(10..60)),
+        ("index_test_1.txt", lines(0..10)),
+        ("n_epochs.txt", "2\n".into()),
+        ("n_hidden.txt", "8\n".into()),
+        ("dropout_rates.txt", format!("{}\n{}\n", RATES[0], RATES[1])),
+        ("tau_values.txt", taus.join("\n") + "\n"),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).expect("write a split file");
+    }
+    dir
+}
+
+fn config(method: UciMethod, epochs: Option<usize>, grid: bool) -> UciConfig {
+    UciConfig {
+        epochs,
+        splits: Some(2),
+        grid,
+        samples: 20,
+        ..UciConfig::new(method)
+    }
+}
+
+fn run(dir: &Path, config: &UciConfig) -> Result<UciReport> {
+    uci::run(&load_split_dir(dir)?, config, &ProgressBar::hidden())
+}
+
+/// The name of an `InvalidParameter` error; panics on anything else.
+fn invalid_name<T: std::fmt::Debug>(r: Result<T>) -> String {
+    match r {
+        Err(Error::InvalidParameter { name, .. }) => name,
+        other => panic!("expected an InvalidParameter error, got {other:?}"),
+    }
+}
+
+const METHODS: [UciMethod; 3] = [UciMethod::Bbb, UciMethod::McDropout, UciMethod::Ensemble];
+
+#[test]
+fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    for method in METHODS {
+        let bar = ProgressBar::hidden();
+        let r = uci::run(
+            &load_split_dir(&dir)?,
+            &config(method, Some(5), false),
+            &bar,
+        )?;
+        assert_eq!((r.dataset.as_str(), r.method), ("toy", method));
+        assert_eq!((r.splits, r.epochs, r.grid), (2, 5, false));
+        // One bar step per epoch of each split's single fit.
+        assert_eq!((bar.position(), bar.length()), (10, Some(10)));
+        assert_eq!(r.per_split.len(), 2);
+        let default_hyper = match method {
+            UciMethod::Bbb => Hyper::Bbb {
+                prior: Prior::default(),
+            },
+            UciMethod::McDropout => Hyper::McDropout { p: 0.05, tau: None },
+            UciMethod::Ensemble => Hyper::Ensemble,
+        };
+        for (i, s) in r.per_split.iter().enumerate() {
+            assert_eq!(s.split, i);
+            assert_eq!(s.hyper, default_hyper);
+            assert!(s.rmse.is_finite() && s.rmse > 0.0, "{method} {s:?}");
+            assert!(s.ll.is_finite(), "{method} {s:?}");
+            assert!((0.0..=1.0).contains(&s.picp90), "{method} {s:?}");
+            assert!((0.0..=1.0).contains(&s.picp95), "{method} {s:?}");
+            // Central intervals are nested: the 95% one covers the 90% one.
+            assert!(s.picp95 >= s.picp90, "{method} {s:?}");
+            assert!(s.seconds >= 0.0 && s.seconds <= r.seconds);
+        }
+        let column = |f: fn(&uci::SplitScore) -> f64| {
+            mean_and_se(&r.per_split.iter().map(f).collect::<Vec<_>>())
+        };
+        // The same f64 arithmetic on the same values: bitwise equal.
+        assert_eq!((r.rmse_mean, r.rmse_se), column(|s| s.rmse));
+        assert_eq!((r.ll_mean, r.ll_se), column(|s| s.ll));
+        assert_eq!(r.picp90_mean, column(|s| s.picp90).0);
+        assert_eq!(r.picp95_mean, column(|s| s.picp95).0);
+        // The two splits test different rows, so their scores differ.
+        assert_ne!(r.per_split[0].rmse, r.per_split[1].rmse);
+
+        let json = serde_json::to_value(&r)?;
+        for key in [
+            "dataset",
+            "method",
+            "splits",
+            "rmse_mean",
+            "rmse_se",
+            "ll_mean",
+            "ll_se",
+            "picp95_mean",
+            "seconds",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key} in {json}");
+        }
+        assert_eq!(json["method"], method.to_string());
+        assert_eq!(json["splits"], 2);
+    }
+    Ok(())
+}
+
+#[test]
+fn default_epochs_follow_the_protocol_and_runs_are_reproducible() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    // n_epochs.txt = 2: 10x for every method (the 2016 MC-dropout protocol).
+    for (method, epochs) in [(UciMethod::McDropout, 20), (UciMethod::Ensemble, 20)] {
+        let a = run(&dir, &config(method, None, false))?;
+        assert_eq!(a.epochs, epochs, "{method}");
+        // Same seed, same scores (wall times aside).
+        let b = run(&dir, &config(method, None, false))?;
+        let scores = |r: &UciReport| -> Vec<(f64, f64, f64, f64)> {
+            r.per_split
+                .iter()
+                .map(|s| (s.rmse, s.ll, s.picp90, s.picp95))
+                .collect()
+        };
+        assert_eq!(scores(&a), scores(&b), "{method}");
+        // A different seed gives different scores.
+        let c = run(
+            &dir,
+            &UciConfig {
+                seed: 1,
+                ..config(method, None, false)
+            },
+        )?;
+        assert_ne!(scores(&a), scores(&c), "{method}: seed ignored");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_grid_chooses_among_its_candidates_per_split() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+
+    let bar = ProgressBar::hidden();
+    let r = uci::run(
+        &load_split_dir(&dir)?,
+        &config(UciMethod::McDropout, Some(3), true),
+        &bar,
+    )?;
+    assert!(r.grid);
+    // 4 candidates + the final refit, per split, 3 epochs each.
+    assert_eq!((bar.position(), bar.length()), (30, Some(30)));
+    for s in &r.per_split {
+        match s.hyper {
+            Hyper::McDropout { p, tau: Some(tau) } => {
+                assert!(RATES.contains(&p), "p = {p} is not in the grid");
+                assert!(TAUS.contains(&tau), "tau = {tau} is not in the grid");
+            }
+            other => panic!("split {}: {other:?} is not a grid point", s.split),
+        }
+        assert!(s.rmse.is_finite() && s.ll.is_finite());
+    }
+
+    let r = run(&dir, &config(UciMethod::Bbb, Some(3), true))?;
+    let priors = [
+        Prior::He,
+        Prior::Glorot,
+        Prior::standard(),
+        Prior::gaussian(0.3)?,
+    ];
+    for s in &r.per_split {
+        match s.hyper {
+            Hyper::Bbb { prior } => assert!(priors.contains(&prior), "{prior:?}"),
+            other => panic!("split {}: {other:?} is not a BBB prior", s.split),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn invalid_settings_error_naming_the_setting() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    assert_eq!(
+        invalid_name(run(&dir, &config(UciMethod::Ensemble, Some(1), true))),
+        "grid"
+    );
+    for splits in [0, 3] {
+        let c = UciConfig {
+            splits: Some(splits),
+            ..config(UciMethod::McDropout, Some(1), false)
+        };
+        assert_eq!(invalid_name(run(&dir, &c)), "splits", "splits = {splits}");
+    }
+    let c = UciConfig {
+        samples: 0,
+        ..config(UciMethod::Bbb, Some(1), false)
+    };
+    assert_eq!(invalid_name(run(&dir, &c)), "samples");
+    // A grid needs the grid files.
+    std::fs::remove_file(dir.join("tau_values.txt")).expect("remove tau_values.txt");
+    assert_eq!(
+        invalid_name(run(&dir, &config(UciMethod::McDropout, Some(1), true))),
+        "grid"
+    );
+    Ok(())
+}
+
+#[test]
+fn scores_are_equivariant_to_the_targets_units() -> Result<()> {
+    // y' = 10 y + 3. z-scoring on the training rows maps y' to the same
+    // standardized targets as y (up to f64 rounding, ~1e-16, far below the
+    // f32 spacing, so the networks see bitwise the same numbers), and the
+    // scores are computed back in original units: RMSE' = 10 RMSE and
+    // LL' = LL - ln 10 (a density over a 10x wider scale), up to f64
+    // rounding of the affine map and of the summaries (≤ 1e-12 relative);
+    // 1e-9 leaves margin while any unit slip (e.g. scoring in standardized
+    // units) is off by orders of magnitude more.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let scaled = write_split_dir(tmp.path(), "scaled", 10.0, 3.0);
+    let cases = [
+        (UciMethod::Bbb, false),
+        (UciMethod::McDropout, false),
+        (UciMethod::Ensemble, false),
+        // With the grid, tau is a precision in target units; the scaled
+        // directory's taus are / 100, so the same grid points are chosen.
+        (UciMethod::McDropout, true),
+    ];
+    for (method, grid) in cases {
+        let c = config(method, Some(5), grid);
+        let (a, b) = (run(&dir, &c)?, run(&scaled, &c)?);
+        for (s, t) in a.per_split.iter().zip(&b.per_split) {
+            let ctx = format!("{method} grid={grid} split {}", s.split);
+            assert!(
+                (t.rmse - 10.0 * s.rmse).abs() <= 1e-9 * 10.0 * s.rmse,
+                "{ctx}: RMSE {} vs 10 x {}",
+                t.rmse,
+                s.rmse
+            );
+            let want = s.ll - 10f64.ln();
+            assert!(
+                (t.ll - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{ctx}: LL {} vs {want}",
+                t.ll
+            );
+            // Interval bounds move by ~1e-15 relative; a test target would
+            // have to sit that close to a bound to change the coverage.
+            assert_eq!((t.picp90, t.picp95), (s.picp90, s.picp95), "{ctx}");
+            match (s.hyper, t.hyper) {
+                (
+                    Hyper::McDropout { p, tau: Some(tau) },
+                    Hyper::McDropout { p: q, tau: Some(u) },
+                ) => {
+                    assert_eq!(p, q, "{ctx}");
+                    assert!(
+                        (u * 100.0 - tau).abs() <= 1e-12 * tau,
+                        "{ctx}: tau {tau} vs {u}"
+                    );
+                }
+                (h, k) => assert_eq!(h, k, "{ctx}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn mean_and_se_match_hand_values_with_ddof_zero() {
+    let close = |(m, se): (f64, f64), (want_m, want_se): (f64, f64)| {
+        // A handful of f64 operations on small numbers.
+        assert!(
+            (m - want_m).abs() < 1e-15 && (se - want_se).abs() < 1e-15,
+            "({m}, {se}) vs ({want_m}, {want_se})"
+        );
+    };
+    // Population variance 1 -> SE = 1/√2 (ddof = 1 would give 1).
+    close(mean_and_se(&[2.0, 4.0]), (3.0, 0.5f64.sqrt()));
+    // Population variance 2 -> SE = √2/√5 (ddof = 1 would give √2.5/√5 = 0.707).
+    close(
+        mean_and_se(&[1.0, 2.0, 3.0, 4.0, 5.0]),
+        (3.0, 0.4f64.sqrt()),
+    );
+    close(mean_and_se(&[-2.5]), (-2.5, 0.0));
+    close(mean_and_se(&[7.0, 7.0, 7.0]), (7.0, 0.0));
+}
+
+fn bnn(args: &[&str]) -> std::process::Output {
+    match Command::new(env!("CARGO_BIN_EXE_bnn")).args(args).output() {
+        Ok(out) => out,
+        Err(e) => panic!("could not run bnn: {e}"),
+    }
+}
+
+#[test]
+fn cli_prints_the_json_report_and_rejects_unknown_methods() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let dir_arg = dir.to_str().expect("a UTF-8 temp path");
+    let out = bnn(&[
+        "uci",
+        "--dir",
+        dir_arg,
+        "--method",
+        "mc-dropout",
+        "--splits",
+        "2",
+        "--epochs",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => panic!("stdout is not one JSON object ({e}): {text}"),
+    };
+    for key in [
+        "dataset",
+        "method",
+        "splits",
+        "rmse_mean",
+        "rmse_se",
+        "ll_mean",
+        "ll_se",
+        "picp95_mean",
+        "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["dataset"], "toy");
+    assert_eq!(v["method"], "mc-dropout");
+    assert_eq!(v["splits"], 2);
+    assert_eq!(v["epochs"], 3);
+    for key in ["rmse_mean", "ll_mean"] {
+        assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key} in {v}");
+    }
+
+    let out = bnn(&["uci", "--dir", dir_arg, "--method", "foo"]);
+    assert!(!out.status.success(), "--method foo succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("foo") && err.contains("method"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = bnn(&["uci", "--dir", dir_arg, "--splits", "3", "--epochs", "1"]);
+    assert!(!out.status.success(), "--splits 3 of 2 succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("splits") && err.contains('3'), "{err}");
+}
