@@ -75,6 +75,7 @@
 //! errors are [`Error`] values that name the parameter, file, line or column.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod checkpoint;
 pub mod data;
 pub mod elbo;

@@ -11,6 +11,7 @@
 //! with `log1p(u)` evaluated by its Taylor series where `1 + u` would round.
 
 use candle_core::Tensor;
+use statrs::function::erf::{erfc, erfc_inv};
 
 use crate::Result;
 
@@ -105,6 +106,23 @@ pub fn shared_matmul(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
     let last = out_dims.len() - 1;
     out_dims[last] = w.dims()[0];
     Ok(flat.reshape(out_dims)?)
+}
+
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// Standard normal density `φ(z) = exp(-z²/2) / √(2π)`.
+pub fn std_normal_pdf(z: f64) -> f64 {
+    FRAC_1_SQRT_2PI * (-0.5 * z * z).exp()
+}
+
+/// Standard normal CDF, `Φ(z) = ½ erfc(-z / √2)` (accurate in both tails).
+pub fn std_normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// Standard normal quantile, `Φ⁻¹(p) = -√2 erfc⁻¹(2p)`.
+pub fn std_normal_quantile(p: f64) -> f64 {
+    -std::f64::consts::SQRT_2 * erfc_inv(2.0 * p)
 }
 
 #[cfg(test)]

@@ -22,11 +22,10 @@
 //! All summaries are computed in f64.
 
 use candle_core::{DType, Tensor};
-use statrs::function::erf::{erfc, erfc_inv};
 
 use crate::likelihood::OutputDistribution;
 use crate::model::StochasticModel;
-use crate::ops::log_mean_exp;
+use crate::ops::{log_mean_exp, std_normal_cdf, std_normal_pdf, std_normal_quantile};
 use crate::{Error, Result};
 
 /// At most this many (sample × row) pairs go through the network at once;
@@ -145,16 +144,6 @@ pub struct GaussianMixture {
     stds: Vec<f64>,
 }
 
-/// Standard normal CDF, `Φ(z) = ½ erfc(-z / √2)` (accurate in both tails).
-fn normal_cdf(z: f64) -> f64 {
-    0.5 * erfc(-z / std::f64::consts::SQRT_2)
-}
-
-/// Standard normal quantile, `Φ⁻¹(p) = -√2 erfc⁻¹(2p)`.
-fn normal_quantile(p: f64) -> f64 {
-    -std::f64::consts::SQRT_2 * erfc_inv(2.0 * p)
-}
-
 impl GaussianMixture {
     /// From point-major component means and standard deviations
     /// (`means[i * T + t]`); every std must be > 0 and every value finite.
@@ -264,7 +253,7 @@ impl GaussianMixture {
         let (m, s) = (self.component_means(i), self.component_stds(i));
         m.iter()
             .zip(s)
-            .map(|(m, s)| normal_cdf((y - m) / s))
+            .map(|(m, s)| std_normal_cdf((y - m) / s))
             .sum::<f64>()
             / m.len() as f64
     }
@@ -274,7 +263,7 @@ impl GaussianMixture {
         let (m, s) = (self.component_means(i), self.component_stds(i));
         m.iter()
             .zip(s)
-            .map(|(m, s)| (-HALF_LN_2PI - s.ln() - 0.5 * ((y - m) / s).powi(2)).exp())
+            .map(|(m, s)| std_normal_pdf((y - m) / s) / s)
             .sum::<f64>()
             / m.len() as f64
     }
@@ -308,7 +297,7 @@ impl GaussianMixture {
                 "a probability in (0, 1)",
             ));
         }
-        let z = normal_quantile(p);
+        let z = std_normal_quantile(p);
         let (m, s) = (self.component_means(i), self.component_stds(i));
         let q = m.iter().zip(s).map(|(m, s)| m + s * z);
         let (mut lo, mut hi) = q.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
