@@ -65,6 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::Recalibration;
 use crate::data::Standardizer;
 use crate::model::{BayesMlp, BayesMlpConfig, StochasticModel};
 use crate::regressor::BayesRegressor;
@@ -104,6 +105,9 @@ struct Manifest {
     y_scaler: Standardizer,
     train: TrainConfig,
     report: TrainReport,
+    /// Absent in files saved before recalibration existed: none.
+    #[serde(default)]
+    recalibration: Recalibration,
 }
 
 /// The two fields read before the rest, so that a file from a newer format
@@ -137,6 +141,7 @@ pub fn save(regressor: &BayesRegressor, dir: &Path) -> Result<()> {
         y_scaler: regressor.y_scaler().clone(),
         train: regressor.train_config().clone(),
         report: regressor.report().clone(),
+        recalibration: regressor.recalibration().clone(),
     };
     // Fail before touching the directory if model.json could not be read back.
     manifest_bytes(&manifest, dir)?;
@@ -598,6 +603,7 @@ fn assemble(
         manifest.train,
         manifest.report,
     )
+    .and_then(|r| r.with_recalibration(manifest.recalibration))
     .map_err(|e| checkpoint_err(&model_path, format!("inconsistent model: {e}")))
 }
 

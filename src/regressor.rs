@@ -9,9 +9,10 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::calibrate::{self, Recalibration, RecalibrationMethod};
 use crate::data::{Dataset, Standardizer};
 use crate::model::{BayesMlp, BayesMlpConfig};
-use crate::predictive::{predict, GaussianMixture};
+use crate::predictive::{predict, GaussianMixture, Intervals};
 use crate::train::{fit, TrainConfig, TrainReport};
 use crate::{Error, Result};
 
@@ -26,6 +27,7 @@ pub struct BayesRegressor {
     target_name: String,
     train: TrainConfig,
     report: TrainReport,
+    recalibration: Recalibration,
 }
 
 /// Added to the training seed to seed [`BayesRegressor::predict`]'s noise,
@@ -67,6 +69,7 @@ impl BayesRegressor {
             target_name: data.target_name.clone(),
             train: train.clone(),
             report,
+            recalibration: Recalibration::None,
         })
     }
 
@@ -99,16 +102,57 @@ impl BayesRegressor {
             target_name,
             train,
             report,
+            recalibration: Recalibration::None,
         })
     }
 
     /// The predictive distribution of each row of `x` (row-major, original
-    /// units), from `samples` posterior draws, in the target's original units.
+    /// units), from `samples` posterior draws, in the target's original units,
+    /// with the model's variance-scaling recalibration applied (if any; see
+    /// [`Self::intervals`] for the interval-level ones).
     ///
     /// The draws come from a stream seeded by the training seed, so the same
     /// model (in memory or reloaded) gives the same predictions every call.
     pub fn predict(&self, x: &[f64], samples: usize) -> Result<GaussianMixture> {
+        self.recalibration
+            .apply_to_mixture(&self.predict_raw(x, samples)?)
+    }
+
+    /// [`Self::predict`] without any recalibration.
+    pub fn predict_raw(&self, x: &[f64], samples: usize) -> Result<GaussianMixture> {
         self.predict_with_seed(x, samples, self.train.seed.wrapping_add(PREDICT_STREAM))
+    }
+
+    /// Central intervals of a predictive from [`Self::predict`], through the
+    /// model's recalibration (isotonic quantiles or conformal bands when
+    /// fitted; the mixture's own quantiles otherwise).
+    pub fn intervals(&self, dist: &GaussianMixture, level: f64) -> Result<Intervals> {
+        self.recalibration.interval(dist, level)
+    }
+
+    /// Fits a recalibration on held-out rows (never the training rows) and
+    /// keeps it: every later prediction and interval uses it.
+    pub fn calibrate(
+        &mut self,
+        method: RecalibrationMethod,
+        held_out: &Dataset,
+        samples: usize,
+    ) -> Result<()> {
+        let dist = self.predict_raw(&held_out.x, samples)?;
+        self.recalibration = calibrate::fit(method, &dist, &held_out.y)?;
+        Ok(())
+    }
+
+    /// The recalibration in use ([`Recalibration::None`] until calibrated).
+    pub fn recalibration(&self) -> &Recalibration {
+        &self.recalibration
+    }
+
+    /// With a given recalibration (e.g. loaded from a checkpoint).
+    pub fn with_recalibration(mut self, recalibration: Recalibration) -> Result<Self> {
+        recalibration.validate()?;
+        self.recalibration = recalibration;
+        Ok(self)
     }
 
     /// [`predict`](Self::predict) with the posterior draws seeded by `seed`.

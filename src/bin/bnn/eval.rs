@@ -43,11 +43,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let ll = -nll(&dist, &data.y)?;
     let mut coverage = Vec::new();
     for level in LEVELS {
-        let iv = dist.interval(level)?;
+        let iv = regressor.intervals(&dist, level)?;
         coverage.push((level, picp(&iv, &data.y)?, mpiw(&iv)));
     }
     if args.json {
-        let mut out = json!({"n": data.len(), "target": target, "samples": args.samples, "rmse": rmse, "ll": ll});
+        let recalibration = regressor.recalibration().method().map(|m| m.to_string());
+        let mut out = json!({"n": data.len(), "target": target, "samples": args.samples, "rmse": rmse, "ll": ll, "recalibration": recalibration});
         for (level, p, w) in &coverage {
             let pct = (level * 100.0).round();
             out[format!("picp{pct}")] = json!(p);
@@ -62,6 +63,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         args.data.display(),
         args.samples
     );
+    if let Some(method) = regressor.recalibration().method() {
+        println!("  intervals recalibrated with {method} (fitted on held-out rows)");
+    }
     println!("  {:<34} {:>10.4}", "RMSE", rmse);
     println!("  {:<34} {:>10.4}", "average log-likelihood", ll);
     for (level, p, w) in &coverage {

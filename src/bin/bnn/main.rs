@@ -1,5 +1,6 @@
 //! `bnn`: the candle-bnn command line. With no arguments it runs the demo.
 
+mod calibrate;
 mod demo;
 mod eval;
 mod predict;
@@ -31,6 +32,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a saved model on a labelled CSV file.
     Eval(eval::EvalArgs),
+    /// Fit a recalibration on held-out rows and save it with the model.
+    Calibrate(calibrate::CalibrateArgs),
     /// The UCI regression benchmark on a split directory (published splits).
     Uci(uci::UciArgs),
     /// Prior/initializer studies.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Calibrate(args)) => calibrate::run(&args),
         Some(Command::Uci(args)) => uci::run(&args),
         Some(Command::Study { study }) => study::run(&study),
     };

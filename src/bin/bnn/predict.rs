@@ -33,7 +33,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let regressor = checkpoint::load(&args.model, &Device::Cpu)?;
     let (x, _rows) = read_feature_csv(&args.data, regressor.feature_names())?;
     let dist = regressor.predict(&x, args.samples)?;
-    let interval = dist.interval(args.level)?;
+    let interval = regressor.intervals(&dist, args.level)?;
     let (std, epistemic, aleatoric) = (dist.std(), dist.epistemic_var(), dist.aleatoric_var());
 
     let mut table = csv::Writer::from_writer(Vec::new());

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::checkpoint;
 use candle_bnn::data::read_csv;
 use candle_bnn::elbo::KlSchedule;
@@ -82,6 +83,16 @@ pub struct TrainArgs {
     /// Phase the KL weight in linearly over this many epochs [default: none].
     #[arg(long, allow_negative_numbers = true)]
     kl_warmup: Option<f64>,
+    /// Hold out this fraction of the rows (seeded) for recalibration, in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    calibration_fraction: f64,
+    /// Recalibration fitted on the held-out rows and saved with the model:
+    /// scale | isotonic | conformal (needs --calibration-fraction > 0).
+    #[arg(long)]
+    recalibrate: Option<RecalibrationMethod>,
+    /// Posterior samples per prediction when recalibrating.
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
     /// Seed of the initialization, all noise and the minibatch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -138,10 +149,35 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ..BayesMlpConfig::new(input_dim, &args.hidden)
     };
     with_input(1).validate()?;
+    let fraction = args.calibration_fraction;
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::invalid(
+            "calibration-fraction",
+            fraction,
+            "a fraction in [0, 1)",
+        ));
+    }
+    if args.recalibrate.is_some() != (fraction > 0.0) {
+        return Err(Error::invalid(
+            "recalibrate",
+            args.recalibrate.map_or("none".into(), |m| m.to_string()),
+            "a method together with --calibration-fraction > 0, or neither",
+        ));
+    }
 
-    let data = read_csv(&args.data, &args.target, args.features.as_deref())?;
-    let regressor =
+    let all = read_csv(&args.data, &args.target, args.features.as_deref())?;
+    let (data, held_out) = match args.recalibrate {
+        Some(_) => {
+            let (data, held_out) = all.train_test_split(fraction, args.seed)?;
+            (data, Some(held_out))
+        }
+        None => (all, None),
+    };
+    let mut regressor =
         BayesRegressor::fit(&data, with_input(data.n_features()), &train, &Device::Cpu)?;
+    if let (Some(method), Some(held_out)) = (args.recalibrate, &held_out) {
+        regressor.calibrate(method, held_out, args.samples)?;
+    }
     for j in regressor.x_scaler().constant_columns() {
         eprintln!(
             "warning: feature '{}' is constant in {}; it was kept with scale 1 and carries no information",
@@ -161,6 +197,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "seconds_per_epoch": report.seconds / args.epochs as f64,
             "final": terms,
             "n_train": data.len(),
+            "n_calibration": held_out.as_ref().map_or(0, |h| h.len()),
+            "recalibration": args.recalibrate.map(|m| m.to_string()),
             "features": data.feature_names,
             "target": data.target_name,
             "out": args.out.display().to_string(),
