@@ -23,7 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::PROB_FLOOR;
-use crate::ops::{log_mean_exp, std_normal_cdf};
+use crate::ops::log_mean_exp;
 use crate::predictive::{CategoricalMixture, GaussianMixture, Intervals};
 use crate::{Error, Result};
 
@@ -538,11 +538,13 @@ impl Recalibration {
         }
     }
 
-    /// Recalibrated central intervals at nominal coverage `level` in (0, 1).
+    /// Recalibrated central intervals at nominal coverage `level` in (0, 1)
+    /// of `dist`, the predictive **after** [`Self::apply_to_mixture`] (so a
+    /// variance scaling is applied exactly once, wherever the mixture goes).
     ///
     /// ```text
     /// None               F_i⁻¹((1 ∓ a)/2)
-    /// VarianceScaling    quantiles of the scaled mixture
+    /// VarianceScaling    the same, on the already scaled mixture
     /// Isotonic           F_i⁻¹(R⁻¹((1 ∓ a)/2)),  R⁻¹ clamped to [PIT_CLAMP, 1 - PIT_CLAMP]
     /// Conformal          mean_i ∓ q_a std_i     (error if the set is too small for a)
     /// ```
@@ -551,7 +553,7 @@ impl Recalibration {
         check_level(level)?;
         match self {
             Self::None => dist.interval(level),
-            Self::VarianceScaling { .. } => self.apply_to_mixture(dist)?.interval(level),
+            Self::VarianceScaling { .. } => dist.interval(level),
             Self::Isotonic { pit_in, pit_out } => {
                 let at = |tau: f64| {
                     isotonic_inverse(pit_in, pit_out, tau).clamp(PIT_CLAMP, 1.0 - PIT_CLAMP)
@@ -581,11 +583,12 @@ impl Recalibration {
         }
     }
 
-    /// Recalibrated CDF of row `i` at `y`.
+    /// Recalibrated CDF of row `i` at `y`, on the predictive after
+    /// [`Self::apply_to_mixture`].
     ///
     /// ```text
     /// None               F_i(y) = (1/T) Σ_t Φ((y - mu_t)/sigma_t)
-    /// VarianceScaling    (1/T) Σ_t Φ((y - mu_t)/(s sigma_t))
+    /// VarianceScaling    the same, on the already scaled mixture
     /// Isotonic           R(F_i(y))
     /// Conformal          ½ + ½ sign(y - mean_i) Ĝ(|y - mean_i| / std_i),
     ///                    Ĝ(r) = #{scores <= r} / (n + 1)
@@ -607,15 +610,7 @@ impl Recalibration {
             return Err(Error::invalid("y", y, "a finite number"));
         }
         Ok(match self {
-            Self::None => dist.cdf(i, y),
-            Self::VarianceScaling { s } => {
-                let (m, sd) = (dist.component_means(i), dist.component_stds(i));
-                m.iter()
-                    .zip(sd)
-                    .map(|(m, sd)| std_normal_cdf((y - m) / (s * sd)))
-                    .sum::<f64>()
-                    / m.len() as f64
-            }
+            Self::None | Self::VarianceScaling { .. } => dist.cdf(i, y),
             Self::Isotonic { pit_in, pit_out } => isotonic_map(pit_in, pit_out, dist.cdf(i, y)),
             Self::Conformal { scores } => {
                 let (m, sd) = (dist.component_means(i), dist.component_stds(i));

@@ -368,6 +368,25 @@ impl GaussianMixture {
             .collect())
     }
 
+    /// The rows `range` as a mixture of their own (e.g. to split one batched
+    /// prediction into calibration and test rows).
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Result<Self> {
+        if range.start > range.end || range.end > self.n_points {
+            return Err(Error::invalid(
+                "rows",
+                format!("{range:?}"),
+                format!("a range within 0..{}", self.n_points),
+            ));
+        }
+        let t = self.n_components;
+        Self::new(
+            range.len(),
+            t,
+            self.means[range.start * t..range.end * t].to_vec(),
+            self.stds[range.start * t..range.end * t].to_vec(),
+        )
+    }
+
     /// The same predictive for `y' = shift + scale · y` (e.g. back from
     /// standardized to original units): means map affinely, stds scale.
     pub fn affine(&self, shift: f64, scale: f64) -> Result<Self> {

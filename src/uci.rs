@@ -26,11 +26,14 @@ use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
 use crate::ensemble::{DeepEnsemble, DEFAULT_MEMBERS};
 use crate::likelihood::LikelihoodKind;
 use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
-use crate::metrics::{picp, rmse};
+use crate::metrics::{
+    calibration_curve_from_pit, calibration_error, calibration_levels, picp, rmse,
+};
 use crate::model::{BayesMlp, BayesMlpConfig};
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
@@ -50,6 +53,8 @@ const EPOCHS_PER_BASE_EPOCH: usize = 10;
 const DEFAULT_DROPOUT: f64 = 0.05;
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
+/// Fraction of each split's training rows held out to fit a recalibration.
+const CALIBRATION_FRACTION: f64 = 0.2;
 
 /// A model family of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +132,9 @@ pub struct UciConfig {
     pub batch_size: usize,
     /// Seed; split `i` uses `seed + i`.
     pub seed: u64,
+    /// Recalibrate on the last 20% of each split's training rows (held out
+    /// from training) and score the test rows after it too.
+    pub recalibrate: Option<RecalibrationMethod>,
 }
 
 impl UciConfig {
@@ -140,6 +148,7 @@ impl UciConfig {
             samples: 100,
             batch_size: 32,
             seed: 0,
+            recalibrate: None,
         }
     }
 }
@@ -157,10 +166,29 @@ pub struct SplitScore {
     pub picp90: f64,
     /// Coverage of the 95% intervals.
     pub picp95: f64,
+    /// Calibration error over the levels 0.05…0.95.
+    pub cal_error: f64,
+    /// Before recalibration (when recalibrating): coverage, calibration error
+    /// and test log-likelihood of the raw model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawScore>,
     /// The hyperparameters used (chosen by the grid, or the defaults).
     pub hyper: Hyper,
     /// Wall time of the split, grid included.
     pub seconds: f64,
+}
+
+/// A split's scores before recalibration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RawScore {
+    /// Coverage of the raw 90% intervals.
+    pub picp90: f64,
+    /// Coverage of the raw 95% intervals.
+    pub picp95: f64,
+    /// Raw calibration error.
+    pub cal_error: f64,
+    /// Raw test log-likelihood.
+    pub ll: f64,
 }
 
 /// A benchmark run over splits (the fields of `bnn uci --json`).
@@ -188,6 +216,24 @@ pub struct UciReport {
     pub picp90_mean: f64,
     /// Mean coverage of the 95% intervals.
     pub picp95_mean: f64,
+    /// Mean calibration error.
+    pub cal_error_mean: f64,
+    /// The recalibration method, if any (then the coverage, calibration error
+    /// and log-likelihood above are after it, and `raw_*` before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recalibrate: Option<RecalibrationMethod>,
+    /// Mean raw coverage of the 90% intervals (when recalibrating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_picp90_mean: Option<f64>,
+    /// Mean raw coverage of the 95% intervals (when recalibrating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_picp95_mean: Option<f64>,
+    /// Mean raw calibration error (when recalibrating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_cal_error_mean: Option<f64>,
+    /// Mean raw test log-likelihood (when recalibrating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_ll_mean: Option<f64>,
     /// Total wall time in seconds.
     pub seconds: f64,
     /// Per-split scores.
@@ -246,20 +292,49 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             config.method,
             split + 1
         ));
-        let (train, test) = dir.split(split)?;
+        let (all_train, test) = dir.split(split)?;
         let seed = config.seed.wrapping_add(split as u64);
+        let (train, held_out) = match config.recalibrate {
+            Some(_) => {
+                let (fit_part, cal) = tail_split(&all_train, CALIBRATION_FRACTION);
+                (fit_part, Some(cal))
+            }
+            None => (all_train, None),
+        };
         let hyper = if candidates.len() > 1 {
             fitter.select(&train, &candidates, seed)?
         } else {
             candidates[0]
         };
-        let dist = fitter.fit_predict(&train, &test.x, hyper, seed)?;
+        // One model, one batched prediction of the test rows then the
+        // calibration rows.
+        let mut x = test.x.clone();
+        if let Some(cal) = &held_out {
+            x.extend_from_slice(&cal.x);
+        }
+        let both = fitter.fit_predict(&train, &x, hyper, seed)?;
+        let dist = both.rows(0..test.len())?;
+        let raw = Scores::of(&dist, &test.y, &calibrate::Recalibration::None)?;
+        let (scores, raw) = match (config.recalibrate, &held_out) {
+            (Some(method), Some(cal)) => {
+                let cal_dist = both.rows(test.len()..both.len())?;
+                let recalibration = calibrate::fit(method, &cal_dist, &cal.y)?;
+                let after = recalibration.apply_to_mixture(&dist)?;
+                (
+                    Scores::of(&after, &test.y, &recalibration)?,
+                    Some(raw.as_raw()),
+                )
+            }
+            _ => (raw, None),
+        };
         per_split.push(SplitScore {
             split,
             rmse: rmse(&dist.mean(), &test.y)?,
-            ll: mean_log_likelihood(&dist, &test.y)?,
-            picp90: picp(&dist.interval(0.90)?, &test.y)?,
-            picp95: picp(&dist.interval(0.95)?, &test.y)?,
+            ll: scores.ll,
+            picp90: scores.picp90,
+            picp95: scores.picp95,
+            cal_error: scores.cal_error,
+            raw,
             hyper,
             seconds: split_start.elapsed().as_secs_f64(),
         });
@@ -279,9 +354,67 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         ll_se,
         picp90_mean: column(|s| s.picp90).0,
         picp95_mean: column(|s| s.picp95).0,
+        cal_error_mean: column(|s| s.cal_error).0,
+        recalibrate: config.recalibrate,
+        raw_picp90_mean: raw_mean(&per_split, |r| r.picp90),
+        raw_picp95_mean: raw_mean(&per_split, |r| r.picp95),
+        raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),
+        raw_ll_mean: raw_mean(&per_split, |r| r.ll),
         seconds: start.elapsed().as_secs_f64(),
         per_split,
     })
+}
+
+/// The mean of a raw score over splits, when every split has one.
+fn raw_mean(per_split: &[SplitScore], f: fn(&RawScore) -> f64) -> Option<f64> {
+    let raw: Option<Vec<f64>> = per_split.iter().map(|s| s.raw.as_ref().map(f)).collect();
+    raw.map(|v| mean_and_se(&v).0)
+}
+
+/// `(first 1 - fraction, last fraction)` of the rows, in order, at least one
+/// row on each side when there are two: the published protocol's "last part
+/// of the training indices".
+fn tail_split(data: &Dataset, fraction: f64) -> (Dataset, Dataset) {
+    let n_tail = ((data.len() as f64) * fraction).round() as usize;
+    let cut = data.len() - n_tail.clamp(1, data.len().saturating_sub(1).max(1));
+    let head: Vec<usize> = (0..cut).collect();
+    let tail: Vec<usize> = (cut..data.len()).collect();
+    (data.subset(&head), data.subset(&tail))
+}
+
+/// Coverage, calibration error and log-likelihood of a predictive whose
+/// intervals and PIT go through `recalibration`.
+struct Scores {
+    ll: f64,
+    picp90: f64,
+    picp95: f64,
+    cal_error: f64,
+}
+
+impl Scores {
+    fn of(
+        dist: &GaussianMixture,
+        ys: &[f64],
+        recalibration: &calibrate::Recalibration,
+    ) -> Result<Self> {
+        let curve =
+            calibration_curve_from_pit(&recalibration.pit(dist, ys)?, &calibration_levels())?;
+        Ok(Self {
+            ll: mean_log_likelihood(dist, ys)?,
+            picp90: picp(&recalibration.interval(dist, 0.90)?, ys)?,
+            picp95: picp(&recalibration.interval(dist, 0.95)?, ys)?,
+            cal_error: calibration_error(&curve),
+        })
+    }
+
+    fn as_raw(&self) -> RawScore {
+        RawScore {
+            picp90: self.picp90,
+            picp95: self.picp95,
+            cal_error: self.cal_error,
+            ll: self.ll,
+        }
+    }
 }
 
 fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
@@ -357,11 +490,7 @@ impl Fitter<'_> {
     /// The candidate with the best validation log-likelihood: trained on the
     /// first 80% of the training indices, scored on the last 20%.
     fn select(&self, train: &Dataset, candidates: &[Hyper], seed: u64) -> Result<Hyper> {
-        let n_val = ((train.len() as f64) * VALIDATION_FRACTION).round() as usize;
-        let cut = train.len() - n_val.clamp(1, train.len() - 1);
-        let fit_rows: Vec<usize> = (0..cut).collect();
-        let val_rows: Vec<usize> = (cut..train.len()).collect();
-        let (fit_part, val) = (train.subset(&fit_rows), train.subset(&val_rows));
+        let (fit_part, val) = tail_split(train, VALIDATION_FRACTION);
         let mut best = (f64::NEG_INFINITY, candidates[0]);
         for &hyper in candidates {
             let dist = self.fit_predict(&fit_part, &val.x, hyper, seed)?;

@@ -224,7 +224,7 @@ fn variance_scaling_recovers_the_factor_and_matches_the_closed_form() -> Result<
     assert_eq!(scaled.component_means(7), test.component_means(7));
     assert!((scaled.component_stds(7)[0] - s * test.component_stds(7)[0]).abs() < 1e-15);
     assert!(nll(&scaled, &y_test)? < nll(&test, &y_test)? - 0.1);
-    let cov = picp(&recal.interval(&test, 0.9)?, &y_test)?;
+    let cov = picp(&recal.interval(&scaled, 0.9)?, &y_test)?;
     assert!((cov - 0.9).abs() < 0.02, "coverage {cov}"); // binomial sd 0.0042
     Ok(())
 }

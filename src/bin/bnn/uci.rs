@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
 use candle_bnn::train::terminal_progress_bar;
 use candle_bnn::uci::{self, UciConfig, UciMethod};
@@ -35,6 +36,11 @@ pub struct UciArgs {
     /// Seed; split i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Hold out the last 20% of each split's training rows, fit this
+    /// recalibration on them, and score the test rows before and after:
+    /// scale | isotonic | conformal.
+    #[arg(long)]
+    recalibrate: Option<RecalibrationMethod>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -49,6 +55,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         samples: args.samples,
         batch_size: args.batch_size,
         seed: args.seed,
+        recalibrate: args.recalibrate,
         ..UciConfig::new(args.method)
     };
     let bar = terminal_progress_bar(0, "epoch");
@@ -78,5 +85,18 @@ pub fn run(args: &UciArgs) -> Result<()> {
     );
     println!("  {:<22} {:>9.3}", "PICP 90%", report.picp90_mean);
     println!("  {:<22} {:>9.3}", "PICP 95%", report.picp95_mean);
+    println!(
+        "  {:<22} {:>9.4}",
+        "calibration error", report.cal_error_mean
+    );
+    if let (Some(method), Some(p90), Some(p95), Some(ce), Some(ll)) = (
+        report.recalibrate,
+        report.raw_picp90_mean,
+        report.raw_picp95_mean,
+        report.raw_cal_error_mean,
+        report.raw_ll_mean,
+    ) {
+        println!("  (after {method} recalibration; before it: PICP 90% {p90:.3}, PICP 95% {p95:.3}, calibration error {ce:.4}, log-likelihood {ll:.4})");
+    }
     Ok(())
 }
