@@ -1,7 +1,8 @@
-//! Data: an in-memory regression [`Dataset`], the [`Standardizer`] that
-//! z-scores it, and the loaders that fill it: [`read_csv`] /
-//! [`read_feature_csv`] for user files, [`load_split_dir`] for the UCI
-//! split-directory benchmark layout, and [`diabetes`] for embedded real data.
+//! Data: an in-memory [`Dataset`] (a regression target, or class indices
+//! stored as numbers), the [`Standardizer`] that z-scores it, and the loaders
+//! that fill it: [`read_csv`] / [`read_feature_csv`] for user files,
+//! [`load_split_dir`] for the UCI split-directory benchmark layout, and
+//! [`diabetes`] and [`digits`] for embedded real data.
 //!
 //! This module knows nothing of models: it produces plain row-major `f64`
 //! arrays and, on request, `f32` tensors on a caller-chosen [`Device`].
@@ -1127,6 +1128,41 @@ pub fn diabetes() -> Dataset {
         y: ds.target[..n].iter().map(|&v| f64::from(v)).collect(),
         feature_names,
         target_name: "disease_progression".into(),
+    }
+}
+
+/// The optical handwritten digits (Alpaydin & Kaynak 1998, UCI; the
+/// scikit-learn `load_digits` copy), embedded in the binary via smartcore:
+/// 1797 images of 8×8 pixels, each pixel an ink count in 0..=16, and the
+/// digit 0–9 each image shows. Nothing is downloaded.
+///
+/// ```text
+/// x: row-major [1797, 64],  x[i*64 + 8r + c] = pixel (row r, column c) of image i
+/// y: [1797], the digit as a class index 0.0..=9.0
+/// feature_names: pixel_{r}_{c};  target_name: digit
+/// ```
+///
+/// A classification set in the [`Dataset`] layout: `y` holds class indices
+/// (see [`crate::classifier::class_labels`]). smartcore's own feature and
+/// target names for this set are the iris ones, so they are not used.
+pub fn digits() -> Dataset {
+    let ds = smartcore::dataset::digits::load_dataset();
+    let d = ds.num_features;
+    // Trust only what is consistent: at most as many rows as both arrays hold.
+    let n = ds
+        .data
+        .len()
+        .checked_div(d)
+        .map_or(0, |rows| rows.min(ds.target.len()));
+    // Images are 8 pixels wide, stored row by row.
+    let feature_names = (0..d)
+        .map(|j| format!("pixel_{}_{}", j / 8, j % 8))
+        .collect();
+    Dataset {
+        x: ds.data[..n * d].iter().map(|&v| f64::from(v)).collect(),
+        y: ds.target[..n].iter().map(|&v| f64::from(v)).collect(),
+        feature_names,
+        target_name: "digit".into(),
     }
 }
 

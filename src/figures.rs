@@ -1,13 +1,15 @@
 //! PNG figures of predictive distributions.
 //!
-//! Three pictures that show whether a predictive distribution can be trusted:
+//! Pictures that show whether a predictive distribution can be trusted:
 //!
 //! - [`plot_predictive_1d`]: a 1-D regression, its predictive mean and central
 //!   intervals ([`Band`]s) over a grid, with the training data on top;
 //! - [`plot_calibration_curve`]: observed against nominal coverage of central
 //!   intervals, one line per curve (e.g. before and after recalibration);
 //! - [`plot_predicted_vs_actual`]: predicted mean with interval error bars
-//!   against the actual value, one point per test example.
+//!   against the actual value, one point per test example;
+//! - [`plot_reliability_diagram`]: a classifier's accuracy against its
+//!   confidence per bin, with the ECE (Guo et al. 2017).
 //!
 //! The functions take plain slices, never a model, so they draw whatever the
 //! predictive and metrics code computed. Inputs are validated first (lengths,
@@ -341,6 +343,105 @@ pub fn plot_predicted_vs_actual(
             .label("predictive mean")
             .legend(|(x, y)| Circle::new((x + 10, y), 3, MEAN_BLUE.filled()));
         legend(&mut chart, &["ideal", &interval, "predictive mean"], &ink)
+    })
+}
+
+/// Draws a reliability diagram (Guo, Pleiss, Sun & Weinberger 2017, "On
+/// Calibration of Modern Neural Networks", Fig. 1): for each non-empty
+/// confidence bin `(lower, upper]`, a blue bar up to the bin's accuracy and a
+/// red box spanning the gap between accuracy and mean confidence (drawn over
+/// the bar where the bin is underconfident, above it where overconfident), with the
+/// dashed diagonal where a calibrated classifier's bars end. The legend
+/// carries `ece`, which is the count-weighted mean of the red boxes' heights:
+///
+/// ```text
+/// ECE = Σ_b (n_b / n) |acc_b - conf_b|
+/// ```
+///
+/// `bins` is what [`crate::metrics::reliability_diagram`] returns; empty bins
+/// (`count == 0`) are not drawn. The PNG is 600×600; the parent directory of
+/// `path` is created when missing.
+///
+/// # Errors
+///
+/// - [`Error::InvalidParameter`] when `bins` is empty, a bin's edges are not
+///   `0 <= lower < upper <= 1`, its confidence or accuracy is not a finite
+///   number in [0, 1], or `ece` is not;
+/// - [`Error::Io`] when the parent directory cannot be created;
+/// - [`Error::Plot`] when drawing or writing the PNG fails.
+pub fn plot_reliability_diagram(
+    path: &Path,
+    title: &str,
+    bins: &[crate::metrics::ReliabilityBin],
+    ece: f64,
+) -> Result<()> {
+    const SIZE: (u32, u32) = (600, 600);
+    check_non_empty("bins", bins)?;
+    let in_unit = |v: f64| (0.0..=1.0).contains(&v);
+    for (i, bin) in bins.iter().enumerate() {
+        if !(in_unit(bin.lower) && in_unit(bin.upper) && bin.lower < bin.upper) {
+            return Err(Error::invalid(
+                format!("bins[{i}] edges"),
+                format!("({}, {}]", bin.lower, bin.upper),
+                "0 <= lower < upper <= 1",
+            ));
+        }
+        for (name, value) in [("confidence", bin.confidence), ("accuracy", bin.accuracy)] {
+            if !in_unit(value) {
+                return Err(Error::invalid(
+                    format!("bins[{i}].{name}"),
+                    value,
+                    "a number in [0, 1]",
+                ));
+            }
+        }
+    }
+    if !in_unit(ece) {
+        return Err(Error::invalid("ece", ece, "a number in [0, 1]"));
+    }
+    let drawn: Vec<_> = bins.iter().filter(|b| b.count > 0).collect();
+    let gap_label = format!("gap to confidence (ECE {ece:.3})");
+    let labels = ["accuracy", gap_label.as_str(), "ideal"];
+    let mut ink = segment_ink(&[(0.0, 0.0), (1.0, 1.0)]);
+    for bin in &drawn {
+        let top = bin.accuracy.max(bin.confidence);
+        ink.extend((0..=4).map(|k| {
+            let x = bin.lower + (bin.upper - bin.lower) * f64::from(k) / 4.0;
+            [x, 0.0, top]
+        }));
+    }
+
+    render(path, SIZE, |root| {
+        // Headroom above accuracy 1 keeps the legend off the bars.
+        let (x, y) = (-0.02..1.02, -0.02..1.25);
+        let mut chart = chart(root, title, x, y, ("confidence", "accuracy"))?;
+        let bar = tint(BAND_BLUE, 0.75);
+        let edge = MEAN_BLUE.stroke_width(1);
+        chart
+            .draw_series(drawn.iter().flat_map(|b| {
+                let corners = [(b.lower, 0.0), (b.upper, b.accuracy)];
+                [
+                    Rectangle::new(corners, bar.filled()),
+                    Rectangle::new(corners, edge),
+                ]
+            }))?
+            .label(labels[0])
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], bar.filled()));
+        let gap = tint(PALETTE[0], 0.35);
+        let gap_edge = PALETTE[0].stroke_width(1);
+        chart
+            .draw_series(drawn.iter().flat_map(|b| {
+                let (lo, hi) = (b.accuracy.min(b.confidence), b.accuracy.max(b.confidence));
+                let corners = [(b.lower, lo), (b.upper, hi)];
+                [
+                    Rectangle::new(corners, gap.filled()),
+                    Rectangle::new(corners, gap_edge),
+                ]
+            }))?
+            .label(labels[1])
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], gap.filled()));
+        draw_ideal_diagonal(&mut chart, 0.0..1.0)?;
+        legend(&mut chart, &labels, &ink)
     })
 }
 

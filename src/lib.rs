@@ -36,8 +36,12 @@
 //!    mean = mean_t mu_t,   variance = mean_t sigma_t² (aleatoric) + var_t mu_t (epistemic)
 //!    quantiles by bisection on F(y) = mean_t Φ((y - mu_t)/sigma_t),  ln p(y) = log-mean-exp_t ln N(y; mu_t, sigma_t²)
 //!    ```
-//! 6. **Calibration is measured** ([`metrics`]): RMSE, NLL, interval coverage
-//!    (PICP) and width (MPIW), the calibration curve and its error.
+//! 6. **Calibration is measured, and fixed when off** ([`metrics`],
+//!    [`calibrate`]): RMSE, NLL, CRPS, interval coverage (PICP) and width
+//!    (MPIW), the calibration curve and its error; ECE, Brier and mutual
+//!    information for classifiers ([`classifier`]); recalibration by variance
+//!    scaling, isotonic regression of PIT values, split conformal intervals and
+//!    temperature scaling, carried by a saved model.
 //!
 //! ## Example
 //!
@@ -77,6 +81,7 @@
 
 pub mod calibrate;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
 pub mod elbo;
 pub mod ensemble;

@@ -30,9 +30,10 @@ pub struct BayesRegressor {
     recalibration: Recalibration,
 }
 
-/// Added to the training seed to seed [`BayesRegressor::predict`]'s noise,
-/// so prediction draws are a stream of their own, the same in every process.
-const PREDICT_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Added to the training seed to seed the noise of a fitted model's
+/// predictions (regressors and classifiers), so prediction draws are a
+/// stream of their own, the same in every process.
+pub(crate) const PREDICT_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl BayesRegressor {
     /// Standardizes `data`, builds a [`BayesMlp`] from `config` (whose
@@ -113,6 +114,8 @@ impl BayesRegressor {
     ///
     /// The draws come from a stream seeded by the training seed, so the same
     /// model (in memory or reloaded) gives the same predictions every call.
+    /// The stream is the model's own: predict from one thread at a time per
+    /// model (clone the regressor for parallel use) to keep that guarantee.
     pub fn predict(&self, x: &[f64], samples: usize) -> Result<GaussianMixture> {
         self.recalibration
             .apply_to_mixture(&self.predict_raw(x, samples)?)

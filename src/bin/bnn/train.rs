@@ -59,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "relu")]
     activation: Activation,
     /// Prior over weights, also their initializer: he | glorot | lecun |
-    /// gaussian:SIGMA[@MEAN] | laplace:B | mixture:PI,SIGMA1,SIGMA2.
+    /// gaussian:SIGMA or gaussian:SIGMA@MEAN | laplace:B | mixture:PI,SIGMA1,SIGMA2.
     #[arg(long, default_value = "he")]
     prior: Prior,
     /// How outputs are sampled: reparam | local | flipout.
