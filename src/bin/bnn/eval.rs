@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
+use candle_bnn::calibrate::Recalibration;
 use candle_bnn::checkpoint;
 use candle_bnn::data::read_csv;
-use candle_bnn::metrics::{mpiw, nll, picp, rmse};
+use candle_bnn::figures::{plot_calibration_curve, plot_predicted_vs_actual};
+use candle_bnn::metrics::{calibration_curve_from_pit, calibration_levels, mpiw, nll, picp, rmse};
+use candle_bnn::predictive::GaussianMixture;
+use candle_bnn::BayesRegressor;
 use candle_bnn::Result;
 use candle_core::Device;
 use clap::Args;
@@ -31,6 +35,10 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write figures to this folder: the calibration curve (before and after
+    /// the model's recalibration) and predicted vs actual with 90% intervals.
+    #[arg(long)]
+    plots: Option<PathBuf>,
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -45,6 +53,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     for level in LEVELS {
         let iv = regressor.intervals(&dist, level)?;
         coverage.push((level, picp(&iv, &data.y)?, mpiw(&iv)));
+    }
+    if let Some(dir) = &args.plots {
+        let raw = regressor.predict_raw(&data.x, args.samples)?;
+        write_plots(dir, &regressor, &data.y, &raw, &dist)?;
     }
     if args.json {
         let recalibration = regressor.recalibration().method().map(|m| m.to_string());
@@ -77,5 +89,45 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
         println!("  {:<34} {:>10.4}", format!("MPIW {pct:.0}%"), w);
     }
+    Ok(())
+}
+
+/// The calibration curve of the raw model and, when it carries one, after
+/// its recalibration; and predicted against actual with 90% intervals.
+fn write_plots(
+    dir: &std::path::Path,
+    regressor: &BayesRegressor,
+    ys: &[f64],
+    raw_dist: &GaussianMixture,
+    dist: &GaussianMixture,
+) -> Result<()> {
+    let levels = calibration_levels();
+    let curve = |r: &Recalibration, d: &GaussianMixture| -> Result<Vec<(f64, f64)>> {
+        let points = calibration_curve_from_pit(&r.pit(d, ys)?, &levels)?;
+        Ok(points.iter().map(|p| (p.nominal, p.observed)).collect())
+    };
+    let recalibration = regressor.recalibration();
+    let raw = curve(&Recalibration::None, raw_dist)?;
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = vec![("model".into(), raw)];
+    if let Some(method) = recalibration.method() {
+        curves[0].0 = "before recalibration".into();
+        curves.push((format!("after {method}"), curve(recalibration, dist)?));
+    }
+    let named: Vec<(&str, &[(f64, f64)])> = curves
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    plot_calibration_curve(&dir.join("calibration.png"), "Interval calibration", &named)?;
+    let iv = regressor.intervals(dist, 0.9)?;
+    plot_predicted_vs_actual(
+        &dir.join("predicted_vs_actual.png"),
+        "Predicted vs actual",
+        ys,
+        &dist.mean(),
+        &iv.lower,
+        &iv.upper,
+        0.9,
+    )?;
+    println!("figures written to {}", dir.display());
     Ok(())
 }
