@@ -248,30 +248,7 @@ impl BayesClassifier {
         samples: usize,
         seed: u64,
     ) -> Result<CategoricalMixture> {
-        let d = self.x_scaler.n_cols();
-        if x.len() % d != 0 {
-            return Err(Error::Shape {
-                context: "BayesClassifier::predict".into(),
-                message: format!(
-                    "{} values is not a whole number of rows of {d} features",
-                    x.len()
-                ),
-            });
-        }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                format!("x[row {}, column {}]", i / d, i % d),
-                x[i],
-                "a finite number",
-            ));
-        }
-        let scaled: Vec<f32> = self
-            .x_scaler
-            .transform(x)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let xs = Tensor::from_vec(scaled, (x.len() / d, d), self.model.device())?;
+        let xs = self.x_scaler.transform_tensor(x, self.model.device())?;
         self.model.noise().reseed(seed);
         predict(self.model.as_stochastic(), &xs, samples)?.into_classification()
     }

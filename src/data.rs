@@ -332,6 +332,34 @@ impl Standardizer {
         ))
     }
 
+    /// Standardizes row-major `values` (whole rows of `n_cols`, all finite)
+    /// into an f32 tensor `[rows, n_cols]` on `device`: a model's input.
+    pub fn transform_tensor(&self, values: &[f64], device: &Device) -> Result<Tensor> {
+        let d = self.n_cols();
+        if d == 0 || values.len() % d != 0 {
+            return Err(Error::Shape {
+                context: "Standardizer::transform_tensor".into(),
+                message: format!(
+                    "{} values is not a whole number of rows of {d} features",
+                    values.len()
+                ),
+            });
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                format!("x[row {}, column {}]", i / d, i % d),
+                values[i],
+                "a finite number",
+            ));
+        }
+        let scaled: Vec<f32> = self
+            .transform(values)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        Ok(Tensor::from_vec(scaled, (values.len() / d, d), device)?)
+    }
+
     /// Number of columns this standardizer was fitted on.
     pub fn n_cols(&self) -> usize {
         self.mean.len()

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, McDropout};
 use crate::likelihood::{Likelihood, LikelihoodKind};
-use crate::model::StochasticModel;
+use crate::model::{check_input, replicate_input, StochasticModel};
 use crate::noise::NoiseSource;
 use crate::ops::shared_matmul;
 use crate::posterior::KlTerms;
@@ -167,16 +167,6 @@ impl McDropoutMlp {
         &self.noise
     }
 
-    fn check_input(&self, xs: &Tensor) -> Result<usize> {
-        match xs.dims() {
-            [b, d] if *d == self.config.input_dim => Ok(*b),
-            d => Err(Error::Shape {
-                context: "McDropoutMlp input".into(),
-                message: format!("expected [batch, {}], got {d:?}", self.config.input_dim),
-            }),
-        }
-    }
-
     /// Draws one dropout mask per weight layer for `[S, B, in]` inputs:
     /// shapes `[S, B, width of the layer's input]`, entries 0 or 1/(1-p).
     pub fn draw_masks(&self, samples: usize, batch: usize) -> Result<Vec<Tensor>> {
@@ -224,23 +214,16 @@ impl McDropoutMlp {
 
 impl StochasticModel for McDropoutMlp {
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
-        let b = self.check_input(xs)?;
-        if samples == 0 {
-            return Err(Error::invalid("samples", 0, "at least 1"));
-        }
-        let xs = xs
-            .unsqueeze(0)?
-            .broadcast_as((samples, b, self.config.input_dim))?
-            .contiguous()?;
+        let xs = replicate_input(xs, self.config.input_dim, samples, "McDropoutMlp")?;
         if self.config.dropout == 0.0 {
             return self.run(xs, None);
         }
-        let masks = self.draw_masks(samples, b)?;
+        let masks = self.draw_masks(samples, xs.dim(1)?)?;
         self.run(xs, Some(&masks))
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
-        self.check_input(xs)?;
+        check_input(xs, self.config.input_dim, "McDropoutMlp")?;
         self.run(xs.clone(), None)
     }
 

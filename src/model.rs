@@ -55,6 +55,35 @@ pub trait StochasticModel {
     }
 }
 
+/// Checks that `xs` is `[batch, input_dim]` and returns the batch size.
+pub(crate) fn check_input(xs: &Tensor, input_dim: usize, model: &str) -> Result<usize> {
+    match xs.dims() {
+        [b, d] if *d == input_dim => Ok(*b),
+        d => Err(Error::Shape {
+            context: format!("{model} input"),
+            message: format!("expected [batch, {input_dim}], got {d:?}"),
+        }),
+    }
+}
+
+/// Checks `xs: [B, input_dim]` and `samples ≥ 1`, and stacks `samples`
+/// copies of it, `[samples, B, input_dim]`: the input of one batched pass.
+pub(crate) fn replicate_input(
+    xs: &Tensor,
+    input_dim: usize,
+    samples: usize,
+    model: &str,
+) -> Result<Tensor> {
+    let b = check_input(xs, input_dim, model)?;
+    if samples == 0 {
+        return Err(Error::invalid("samples", 0, "at least 1"));
+    }
+    Ok(xs
+        .unsqueeze(0)?
+        .broadcast_as((samples, b, input_dim))?
+        .contiguous()?)
+}
+
 /// Architecture and prior of a [`BayesMlp`]; serializable, so a saved run can
 /// be rebuilt from it.
 ///
@@ -273,16 +302,6 @@ impl BayesMlp {
         &self.noise
     }
 
-    fn check_input(&self, xs: &Tensor) -> Result<usize> {
-        match xs.dims() {
-            [b, d] if *d == self.config.input_dim => Ok(*b),
-            d => Err(Error::Shape {
-                context: "BayesMlp input".into(),
-                message: format!("expected [batch, {}], got {d:?}", self.config.input_dim),
-            }),
-        }
-    }
-
     fn run(
         &self,
         xs: Tensor,
@@ -302,19 +321,12 @@ impl BayesMlp {
 
 impl StochasticModel for BayesMlp {
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
-        let b = self.check_input(xs)?;
-        if samples == 0 {
-            return Err(Error::invalid("samples", 0, "at least 1"));
-        }
-        let xs = xs
-            .unsqueeze(0)?
-            .broadcast_as((samples, b, self.config.input_dim))?
-            .contiguous()?;
+        let xs = replicate_input(xs, self.config.input_dim, samples, "BayesMlp")?;
         self.run(xs, |layer, h| layer.forward_sample(h))
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
-        self.check_input(xs)?;
+        check_input(xs, self.config.input_dim, "BayesMlp")?;
         self.run(xs.clone(), |layer, h| layer.forward_mean(h))
     }
 

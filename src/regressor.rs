@@ -7,7 +7,7 @@
 //! p(y | x) = p'(y' | x') / s_y   ->   means: mean_y + s_y mu'_t,  stds: s_y sigma'_t
 //! ```
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 use crate::calibrate::{self, Recalibration, RecalibrationMethod};
 use crate::data::{Dataset, Standardizer};
@@ -165,23 +165,7 @@ impl BayesRegressor {
         samples: usize,
         seed: u64,
     ) -> Result<GaussianMixture> {
-        let d = self.x_scaler.n_cols();
-        if x.len() % d != 0 {
-            return Err(Error::Shape {
-                context: "BayesRegressor::predict".into(),
-                message: format!(
-                    "{} values is not a whole number of rows of {d} features",
-                    x.len()
-                ),
-            });
-        }
-        let scaled: Vec<f32> = self
-            .x_scaler
-            .transform(x)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let xs = Tensor::from_vec(scaled, (x.len() / d, d), self.model_device())?;
+        let xs = self.x_scaler.transform_tensor(x, self.model_device())?;
         self.model.noise().reseed(seed);
         predict(&self.model, &xs, samples)?
             .into_regression()?

@@ -22,7 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -516,12 +516,7 @@ impl Fitter<'_> {
         let scaled = train.standardized(&x_scaler, &y_scaler);
         let (xs, ys) = (scaled.x_tensor(&device)?, scaled.y_tensor(&device)?);
         let d = train.n_features();
-        let x_test: Vec<f32> = x_scaler
-            .transform(test_x)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let xt = Tensor::from_vec(x_test, (test_x.len() / d, d), &device)?;
+        let xt = x_scaler.transform_tensor(test_x, &device)?;
         let train_config = TrainConfig {
             epochs: self.epochs,
             batch_size: self.config.batch_size,
