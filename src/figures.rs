@@ -417,6 +417,23 @@ pub fn plot_reliability_diagram(
         let mut chart = chart(root, title, x, y, ("confidence", "accuracy"))?;
         let bar = tint(BAND_BLUE, 0.75);
         let edge = MEAN_BLUE.stroke_width(1);
+        let gap = tint(PALETTE[0], 0.35);
+        let gap_edge = PALETTE[0].stroke_width(1);
+        let gap_box = |b: &&crate::metrics::ReliabilityBin| {
+            let (lo, hi) = (b.accuracy.min(b.confidence), b.accuracy.max(b.confidence));
+            [(b.lower, lo), (b.upper, hi)]
+        };
+        // Gap fills first, accuracy bars over them, gap outlines last: an
+        // overconfident bin shows its gap above the bar, an underconfident
+        // one as a red outline inside its (taller) bar.
+        chart
+            .draw_series(
+                drawn
+                    .iter()
+                    .map(|b| Rectangle::new(gap_box(&b), gap.filled())),
+            )?
+            .label(labels[1])
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], gap.filled()));
         chart
             .draw_series(drawn.iter().flat_map(|b| {
                 let corners = [(b.lower, 0.0), (b.upper, b.accuracy)];
@@ -427,19 +444,7 @@ pub fn plot_reliability_diagram(
             }))?
             .label(labels[0])
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], bar.filled()));
-        let gap = tint(PALETTE[0], 0.35);
-        let gap_edge = PALETTE[0].stroke_width(1);
-        chart
-            .draw_series(drawn.iter().flat_map(|b| {
-                let (lo, hi) = (b.accuracy.min(b.confidence), b.accuracy.max(b.confidence));
-                let corners = [(b.lower, lo), (b.upper, hi)];
-                [
-                    Rectangle::new(corners, gap.filled()),
-                    Rectangle::new(corners, gap_edge),
-                ]
-            }))?
-            .label(labels[1])
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], gap.filled()));
+        chart.draw_series(drawn.iter().map(|b| Rectangle::new(gap_box(&b), gap_edge)))?;
         draw_ideal_diagonal(&mut chart, 0.0..1.0)?;
         legend(&mut chart, &labels, &ink)
     })
