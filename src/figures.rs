@@ -430,7 +430,7 @@ pub fn plot_reliability_diagram(
             .draw_series(
                 drawn
                     .iter()
-                    .map(|b| Rectangle::new(gap_box(&b), gap.filled())),
+                    .map(|b| Rectangle::new(gap_box(b), gap.filled())),
             )?
             .label(labels[1])
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], gap.filled()));
@@ -444,7 +444,7 @@ pub fn plot_reliability_diagram(
             }))?
             .label(labels[0])
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], bar.filled()));
-        chart.draw_series(drawn.iter().map(|b| Rectangle::new(gap_box(&b), gap_edge)))?;
+        chart.draw_series(drawn.iter().map(|b| Rectangle::new(gap_box(b), gap_edge)))?;
         draw_ideal_diagonal(&mut chart, 0.0..1.0)?;
         legend(&mut chart, &labels, &ink)
     })
