@@ -23,6 +23,32 @@ use rand_distr::StandardNormal;
 
 use crate::error::{Error, Result};
 
+/// Checks that row-major `values` are one or more whole rows of `n_cols`
+/// finite numbers (the error names the 0-based row and column of a
+/// non-finite one) and returns the number of rows.
+fn check_rows(values: &[f64], n_cols: usize, context: &str) -> Result<usize> {
+    if n_cols == 0 {
+        return Err(Error::invalid("n_cols", 0, "at least 1 column"));
+    }
+    if values.is_empty() || values.len() % n_cols != 0 {
+        return Err(Error::Shape {
+            context: context.into(),
+            message: format!(
+                "got {} values for {n_cols} columns; expected a positive multiple of {n_cols} (row-major rows × columns)",
+                values.len()
+            ),
+        });
+    }
+    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            format!("values[row {}, column {}]", k / n_cols, k % n_cols),
+            values[k],
+            "a finite number",
+        ));
+    }
+    Ok(values.len() / n_cols)
+}
+
 /// An error about a whole file (no line or column to point at).
 fn file_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Data {
@@ -273,26 +299,7 @@ impl Standardizer {
     /// of `n_cols`, or if a value is not finite (the error names the 0-based
     /// row and column).
     pub fn fit(values: &[f64], n_cols: usize) -> Result<Self> {
-        if n_cols == 0 {
-            return Err(Error::invalid("n_cols", 0, "at least 1 column"));
-        }
-        if values.is_empty() || values.len() % n_cols != 0 {
-            return Err(Error::Shape {
-                context: "Standardizer::fit".into(),
-                message: format!(
-                    "got {} values for {n_cols} columns; expected a positive multiple of {n_cols} (row-major rows × columns)",
-                    values.len()
-                ),
-            });
-        }
-        if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                format!("values[row {}, column {}]", k / n_cols, k % n_cols),
-                values[k],
-                "a finite number",
-            ));
-        }
-        let n = (values.len() / n_cols) as f64;
+        let n = check_rows(values, n_cols, "Standardizer::fit")? as f64;
         let mut mean = vec![0.0; n_cols];
         for row in values.chunks_exact(n_cols) {
             for (m, v) in mean.iter_mut().zip(row) {
@@ -336,22 +343,7 @@ impl Standardizer {
     /// into an f32 tensor `[rows, n_cols]` on `device`: a model's input.
     pub fn transform_tensor(&self, values: &[f64], device: &Device) -> Result<Tensor> {
         let d = self.n_cols();
-        if d == 0 || values.len() % d != 0 {
-            return Err(Error::Shape {
-                context: "Standardizer::transform_tensor".into(),
-                message: format!(
-                    "{} values is not a whole number of rows of {d} features",
-                    values.len()
-                ),
-            });
-        }
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                format!("x[row {}, column {}]", i / d, i % d),
-                values[i],
-                "a finite number",
-            ));
-        }
+        check_rows(values, d, "Standardizer::transform_tensor")?;
         let scaled: Vec<f32> = self
             .transform(values)
             .into_iter()
