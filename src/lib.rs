@@ -29,7 +29,9 @@
 //!    reduced to L2 with `lambda = l²(1-p)/(2N tau)`
 //!    ([`elbo::mc_dropout_weight_decay`]). It implements
 //!    [`model::StochasticModel`], the trait that training ([`train::fit`]) and
-//!    prediction ([`predictive::predict`]) are written against.
+//!    prediction ([`predictive::predict`]) are written against, as do deep
+//!    ensembles ([`ensemble::DeepEnsemble`]). [`uci`] runs all three on the
+//!    published UCI regression splits.
 //! 5. **Predictions are distributions** ([`predictive`]). `T` posterior samples,
 //!    evaluated in one batched pass, form a Gaussian mixture per input with
 //!    ```text
@@ -108,7 +110,10 @@ pub use error::{Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+pub use classifier::BayesClassifier;
+pub use ensemble::DeepEnsemble;
 pub use layers::{Activation, BayesLinear, Estimator};
+pub use mc_dropout::{McDropoutConfig, McDropoutMlp};
 pub use model::{BayesMlp, BayesMlpConfig, StochasticModel};
 pub use predictive::{predict, GaussianMixture, PredictiveDistribution};
 pub use prior::Prior;
