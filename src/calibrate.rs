@@ -624,7 +624,11 @@ impl Recalibration {
                     / t;
                 let r = (y - mean).abs() / var.sqrt();
                 let g = scores.partition_point(|s| *s <= r) as f64 / (scores.len() as f64 + 1.0);
-                0.5 + 0.5 * (y - mean).signum() * g
+                if y == mean {
+                    0.5
+                } else {
+                    0.5 + 0.5 * (y - mean).signum() * g
+                }
             }
         })
     }

@@ -404,6 +404,18 @@ fn write_tensor_file(dir: &Path, tensors: &HashMap<String, Tensor>) -> Result<(S
     let crc = crc32fast::hash(&bytes);
     let name = tensor_file_name(crc);
     let target = dir.join(&name);
+    // A file of that name from an earlier save is either these very bytes
+    // (nothing to write) or a CRC collision, which must not replace the file
+    // the current model.json may name.
+    if let Ok(existing) = fs::read(&target) {
+        if existing == bytes {
+            return Ok((name, crc));
+        }
+        return Err(checkpoint_err(
+            &target,
+            "refusing to save: a different tensor file has the same checksum name; save to a new directory",
+        ));
+    }
     fs::rename(&tmp.path, &target).map_err(|e| io_err(&target, e))?;
     tmp.keep();
     sync_dir(dir)?;

@@ -67,10 +67,16 @@ impl DeepEnsemble {
 
 impl StochasticModel for DeepEnsemble {
     /// Sample `t` is member `t mod M` (deterministic), so `samples = M` gives
-    /// each member once: `[M, B, 2]`.
+    /// each member once: `[M, B, 2]`. `samples` must be a multiple of `M`,
+    /// so that every member weighs the same in the mixture.
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
-        if samples == 0 {
-            return Err(Error::invalid("samples", 0, "at least 1"));
+        let m = self.members.len();
+        if samples == 0 || samples % m != 0 {
+            return Err(Error::invalid(
+                "samples",
+                samples,
+                format!("a positive multiple of the {m} members (each member is one equally weighted component)"),
+            ));
         }
         let heads = (0..samples)
             .map(|t| self.members[t % self.members.len()].forward_mean(xs))

@@ -29,7 +29,9 @@ use crate::ops::{log_mean_exp, std_normal_cdf, std_normal_pdf, std_normal_quanti
 use crate::{Error, Result};
 
 /// At most this many (sample × row) pairs go through the network at once;
-/// larger inputs are split into row chunks (bounds memory, not results).
+/// larger inputs are split into row chunks. This bounds memory; each row's
+/// predictive is distributed the same either way, though the draws (and so
+/// the exact numbers) depend on the chunking.
 pub const MAX_ROWS_PER_PASS: usize = 1 << 16;
 
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;

@@ -296,7 +296,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         let seed = config.seed.wrapping_add(split as u64);
         let (train, held_out) = match config.recalibrate {
             Some(_) => {
-                let (fit_part, cal) = tail_split(&all_train, CALIBRATION_FRACTION);
+                let (fit_part, cal) = tail_split(&all_train, CALIBRATION_FRACTION)?;
                 (fit_part, Some(cal))
             }
             None => (all_train, None),
@@ -374,12 +374,19 @@ fn raw_mean(per_split: &[SplitScore], f: fn(&RawScore) -> f64) -> Option<f64> {
 /// `(first 1 - fraction, last fraction)` of the rows, in order, at least one
 /// row on each side when there are two: the published protocol's "last part
 /// of the training indices".
-fn tail_split(data: &Dataset, fraction: f64) -> (Dataset, Dataset) {
+fn tail_split(data: &Dataset, fraction: f64) -> Result<(Dataset, Dataset)> {
+    if data.len() < 2 {
+        return Err(Error::invalid(
+            "training rows",
+            data.len(),
+            "at least 2 to hold some out for validation or recalibration",
+        ));
+    }
     let n_tail = ((data.len() as f64) * fraction).round() as usize;
     let cut = data.len() - n_tail.clamp(1, data.len().saturating_sub(1).max(1));
     let head: Vec<usize> = (0..cut).collect();
     let tail: Vec<usize> = (cut..data.len()).collect();
-    (data.subset(&head), data.subset(&tail))
+    Ok((data.subset(&head), data.subset(&tail)))
 }
 
 /// Coverage, calibration error and log-likelihood of a predictive whose
@@ -490,7 +497,7 @@ impl Fitter<'_> {
     /// The candidate with the best validation log-likelihood: trained on the
     /// first 80% of the training indices, scored on the last 20%.
     fn select(&self, train: &Dataset, candidates: &[Hyper], seed: u64) -> Result<Hyper> {
-        let (fit_part, val) = tail_split(train, VALIDATION_FRACTION);
+        let (fit_part, val) = tail_split(train, VALIDATION_FRACTION)?;
         let mut best = (f64::NEG_INFINITY, candidates[0]);
         for &hyper in candidates {
             let dist = self.fit_predict(&fit_part, &val.x, hyper, seed)?;

@@ -176,3 +176,20 @@ fn training_moves_every_member_and_learns_input_dependent_noise() -> Result<()> 
     );
     Ok(())
 }
+
+/// A mixture over members must weigh each member equally: a sample count
+/// that is not a multiple of M is refused rather than over-weighting some.
+#[test]
+fn samples_must_be_a_multiple_of_the_members() -> Result<()> {
+    let xs = inputs(4, 1)?;
+    let ens = DeepEnsemble::new(xs.dim(1)?, &[8], 5, 0, &Device::Cpu)?;
+    assert_eq!(
+        predict(&ens, &xs, 10)?.into_regression()?.n_components(),
+        10
+    );
+    let e = predict(&ens, &xs, 7).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("samples") && e.contains("multiple"), "{e}");
+    let e = predict(&ens, &xs, 0).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("samples"), "{e}");
+    Ok(())
+}
