@@ -135,6 +135,8 @@ pub struct UciConfig {
     /// Recalibrate on the last 20% of each split's training rows (held out
     /// from training) and score the test rows after it too.
     pub recalibrate: Option<RecalibrationMethod>,
+    /// MC dropout's rate without a grid [default: 0.05].
+    pub dropout: Option<f64>,
 }
 
 impl UciConfig {
@@ -149,6 +151,7 @@ impl UciConfig {
             batch_size: 32,
             seed: 0,
             recalibrate: None,
+            dropout: None,
         }
     }
 }
@@ -431,13 +434,20 @@ fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
 
 /// The hyperparameters to try: one (the defaults) without a grid.
 fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
+    if config.dropout.is_some() && (config.grid || config.method != UciMethod::McDropout) {
+        return Err(Error::invalid(
+            "dropout",
+            format!("{:?}", config.dropout),
+            "a rate for mc-dropout without --grid (the grid chooses its own)",
+        ));
+    }
     if !config.grid {
         return Ok(vec![match config.method {
             UciMethod::Bbb => Hyper::Bbb {
                 prior: Prior::default(),
             },
             UciMethod::McDropout => Hyper::McDropout {
-                p: DEFAULT_DROPOUT,
+                p: config.dropout.unwrap_or(DEFAULT_DROPOUT),
                 tau: None,
             },
             UciMethod::Ensemble => Hyper::Ensemble,

@@ -390,3 +390,36 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("splits") && err.contains('3'), "{err}");
 }
+
+/// `dropout` sets MC dropout's rate when there is no grid, and is refused
+/// where it would be ignored (other methods, or with the grid).
+#[test]
+fn dropout_rate_is_used_without_a_grid_and_refused_elsewhere() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let with = |method, grid, p| UciConfig {
+        dropout: Some(p),
+        ..config(method, Some(2), grid)
+    };
+    let report = run(&dir, &with(UciMethod::McDropout, false, 0.01))?;
+    for s in &report.per_split {
+        assert!(
+            matches!(s.hyper, Hyper::McDropout { p, tau: None } if p == 0.01),
+            "{:?}",
+            s.hyper
+        );
+    }
+    assert_eq!(
+        invalid_name(run(&dir, &with(UciMethod::Bbb, false, 0.01))),
+        "dropout"
+    );
+    assert_eq!(
+        invalid_name(run(&dir, &with(UciMethod::McDropout, true, 0.01))),
+        "dropout"
+    );
+    assert_eq!(
+        invalid_name(run(&dir, &with(UciMethod::McDropout, false, 1.0))),
+        "dropout"
+    );
+    Ok(())
+}

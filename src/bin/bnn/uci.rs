@@ -41,6 +41,9 @@ pub struct UciArgs {
     /// scale | isotonic | conformal.
     #[arg(long)]
     recalibrate: Option<RecalibrationMethod>,
+    /// MC dropout's rate p without --grid [default: 0.05].
+    #[arg(long)]
+    dropout: Option<f64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -56,6 +59,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         batch_size: args.batch_size,
         seed: args.seed,
         recalibrate: args.recalibrate,
+        dropout: args.dropout,
         ..UciConfig::new(args.method)
     };
     let bar = terminal_progress_bar(0, "epoch");
