@@ -3,55 +3,13 @@
 //! the header as line 1, column) and what was expected; never a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const TARGET: &str = "disease_progression";
+mod common;
+
+use common::{bnn, fails, text, Fixture, TARGET};
 
 /// Rows of the real diabetes data used as the fixture (plus the header).
 const ROWS: usize = 30;
-
-fn bnn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_bnn")).args(args).output() {
-        Ok(out) => out,
-        Err(e) => panic!("could not run bnn: {e}"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `bnn args`, asserts that it failed cleanly, and returns its stderr.
-fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
-    let out = bnn(args);
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    let stderr = text(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "bnn {} succeeded but should fail\nstdout: {}\nstderr: {stderr}",
-        shown.join(" "),
-        text(&out.stdout)
-    );
-    assert!(
-        out.status.code().is_some(),
-        "bnn {} was killed by a signal: {stderr}",
-        shown.join(" ")
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "bnn {} panicked: {stderr}",
-        shown.join(" ")
-    );
-    assert!(
-        stderr.contains("error"),
-        "bnn {}: stderr has no error message: {stderr}",
-        shown.join(" ")
-    );
-    stderr
-}
 
 /// Asserts that `stderr` contains every one of `needles`.
 fn mentions(stderr: &str, needles: &[&str]) {
@@ -63,74 +21,12 @@ fn mentions(stderr: &str, needles: &[&str]) {
     }
 }
 
-/// A temporary directory holding CSV files built from the first rows of
-/// `examples/data/diabetes_train.csv`.
-struct Fixture {
-    dir: tempfile::TempDir,
-    lines: Vec<String>,
-}
-
 impl Fixture {
-    fn new() -> Self {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/diabetes_train.csv");
-        let all = std::fs::read_to_string(&source)
-            .unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
-        let lines: Vec<String> = all.lines().take(ROWS + 1).map(str::to_string).collect();
-        assert_eq!(lines.len(), ROWS + 1, "fixture too short");
-        assert!(lines[0].ends_with(TARGET), "unexpected header {}", lines[0]);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        Self { dir, lines }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
-    }
-
-    /// Writes the fixture lines (header first), `edit` applied to each
-    /// line's fields with its 1-based line number.
-    fn write_edited(&self, name: &str, edit: impl Fn(usize, &mut Vec<String>)) -> PathBuf {
-        let mut out = String::new();
-        for (i, line) in self.lines.iter().enumerate() {
-            let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
-            edit(i + 1, &mut fields);
-            out.push_str(&fields.join(","));
-            out.push('\n');
-        }
-        self.write(name, &out)
-    }
-
-    fn good_csv(&self) -> PathBuf {
-        self.write_edited("good.csv", |_, _| {})
-    }
-
-    /// `train` arguments for a tiny model from `data` into `out`.
-    fn train_args(&self, data: &Path, out: &Path) -> Vec<String> {
-        vec![
-            "train".into(),
-            "--data".into(),
-            data.display().to_string(),
-            "--target".into(),
-            TARGET.into(),
-            "--out".into(),
-            out.display().to_string(),
-            "--epochs".into(),
-            "2".into(),
-            "--hidden".into(),
-            "8".into(),
-        ]
-    }
-
     /// Trains a tiny model on the good fixture and returns its directory.
     fn trained_model(&self, name: &str) -> PathBuf {
         let data = self.good_csv();
         let model = self.path(name);
-        let out = bnn(&self.train_args(&data, &model));
+        let out = bnn(&self.train_args(&data, &model, 0));
         assert!(out.status.success(), "train failed: {}", text(&out.stderr));
         model
     }
@@ -139,7 +35,7 @@ impl Fixture {
     /// directory, and whose stderr is returned.
     fn train_fails(&self, data: &Path, extra: &[&str]) -> String {
         let out_dir = self.path("never-written");
-        let mut args = self.train_args(data, &out_dir);
+        let mut args = self.train_args(data, &out_dir, 0);
         apply(&mut args, extra);
         let stderr = fails(&args);
         assert!(
@@ -217,7 +113,7 @@ fn tensor_file(model: &Path) -> PathBuf {
 
 #[test]
 fn missing_data_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.path("no-such-file.csv");
     let stderr = f.train_fails(&data, &[]);
     mentions(&stderr, &["no-such-file.csv"]);
@@ -229,7 +125,7 @@ fn missing_data_file() {
 
 #[test]
 fn empty_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write("empty.csv", "");
     let stderr = f.train_fails(&data, &[]);
     mentions(&stderr, &["empty.csv", "empty", "header"]);
@@ -237,7 +133,7 @@ fn empty_file() {
 
 #[test]
 fn header_without_rows() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write("header-only.csv", &format!("{}\n", f.lines[0]));
     let stderr = f.train_fails(&data, &[]);
     mentions(&stderr, &["header-only.csv", "header", "no data rows"]);
@@ -245,7 +141,7 @@ fn header_without_rows() {
 
 #[test]
 fn non_numeric_cell() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     // Line 4 is the third data row; column 'bmi' is the third column.
     let data = f.write_edited("text-cell.csv", |line, fields| {
         if line == 4 {
@@ -267,7 +163,7 @@ fn non_numeric_cell() {
 
 #[test]
 fn nan_cell() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("nan-cell.csv", |line, fields| {
         if line == 5 {
             fields[0] = "NaN".into();
@@ -282,7 +178,7 @@ fn nan_cell() {
 
 #[test]
 fn inf_cell() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("inf-cell.csv", |line, fields| {
         if line == 7 {
             fields[1] = "inf".into();
@@ -297,7 +193,7 @@ fn inf_cell() {
 
 #[test]
 fn nan_in_the_target_column() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("nan-target.csv", |line, fields| {
         if line == 9 {
             if let Some(last) = fields.last_mut() {
@@ -314,7 +210,7 @@ fn nan_in_the_target_column() {
 
 #[test]
 fn row_with_too_few_fields() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("short-row.csv", |line, fields| {
         if line == 6 {
             fields.pop();
@@ -329,7 +225,7 @@ fn row_with_too_few_fields() {
 
 #[test]
 fn row_with_too_many_fields() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("long-row.csv", |line, fields| {
         if line == 8 {
             fields.push("5".into());
@@ -344,10 +240,10 @@ fn row_with_too_many_fields() {
 
 #[test]
 fn missing_target_column() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.good_csv();
     let out_dir = f.path("never-written");
-    let mut args = f.train_args(&data, &out_dir);
+    let mut args = f.train_args(&data, &out_dir, 0);
     let target = args.iter().position(|a| a == TARGET).unwrap_or(0);
     args[target] = "glucose".into();
     let stderr = fails(&args);
@@ -366,7 +262,7 @@ fn missing_target_column() {
 
 #[test]
 fn missing_feature_column() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.good_csv();
     let stderr = f.train_fails(&data, &["--features", "age,weight,bmi"]);
     mentions(
@@ -381,14 +277,14 @@ fn missing_feature_column() {
 
 #[test]
 fn zero_epochs() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--epochs", "0"]);
     mentions(&stderr, &["epochs", "got 0", "at least 1"]);
 }
 
 #[test]
 fn zero_batch_size() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--batch-size", "0"]);
     mentions(&stderr, &["batch", "got 0", "at least 1"]);
 }
@@ -398,7 +294,7 @@ fn zero_batch_size() {
 #[test]
 
 fn hyperparameter_messages_use_the_flag_spelling() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--batch-size", "0"]);
     mentions(&stderr, &["batch-size"]);
     let stderr = f.train_fails(&f.good_csv(), &["--init-scale", "0"]);
@@ -407,21 +303,21 @@ fn hyperparameter_messages_use_the_flag_spelling() {
 
 #[test]
 fn zero_gaussian_prior_sigma() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--prior", "gaussian:0"]);
     mentions(&stderr, &["--prior", "gaussian:0", "sigma", "> 0"]);
 }
 
 #[test]
 fn negative_gaussian_prior_sigma() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--prior", "gaussian:-1"]);
     mentions(&stderr, &["--prior", "gaussian:-1", "sigma", "> 0"]);
 }
 
 #[test]
 fn unknown_prior() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--prior", "cauchy:1"]);
     mentions(
         &stderr,
@@ -431,7 +327,7 @@ fn unknown_prior() {
 
 #[test]
 fn mc_dropout_is_not_yet_supported() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--method", "mc-dropout"]);
     mentions(
         &stderr,
@@ -441,14 +337,14 @@ fn mc_dropout_is_not_yet_supported() {
 
 #[test]
 fn ensemble_is_not_yet_supported() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--method", "ensemble"]);
     mentions(&stderr, &["method", "ensemble", "not yet supported", "bbb"]);
 }
 
 #[test]
 fn unknown_method() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--method", "foo"]);
     mentions(
         &stderr,
@@ -458,28 +354,28 @@ fn unknown_method() {
 
 #[test]
 fn zero_width_hidden_layer() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--hidden", "50,0"]);
     mentions(&stderr, &["hidden[1]", "got 0", "at least 1"]);
 }
 
 #[test]
 fn zero_learning_rate() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--lr", "0"]);
     mentions(&stderr, &["lr", "got 0", "> 0"]);
 }
 
 #[test]
 fn non_finite_learning_rate() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--lr", "nan"]);
     mentions(&stderr, &["lr", "NaN", "finite"]);
 }
 
 #[test]
 fn zero_kl_warmup() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--kl-warmup", "0"]);
     mentions(&stderr, &["kl-warmup", "got 0", "> 0"]);
 }
@@ -490,14 +386,14 @@ fn zero_kl_warmup() {
 #[test]
 
 fn negative_value_after_a_space_names_the_parameter() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--lr", "-1"]);
     mentions(&stderr, &["lr", "> 0"]);
 }
 
 #[test]
 fn negative_learning_rate_with_equals_sign() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--lr=-1"]);
     mentions(&stderr, &["lr", "got -1", "> 0"]);
 }
@@ -507,7 +403,7 @@ fn negative_learning_rate_with_equals_sign() {
 // ---------------------------------------------------------------------------
 
 fn predict_level_fails(level: &str) {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.good_csv();
     let stderr = fails(&predict_args(&model, &data, &["--level", level]));
@@ -531,7 +427,7 @@ fn predict_level_above_one() {
 
 #[test]
 fn predict_zero_samples() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.good_csv();
     let stderr = fails(&predict_args(&model, &data, &["--samples", "0"]));
@@ -540,7 +436,7 @@ fn predict_zero_samples() {
 
 #[test]
 fn eval_zero_samples() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.good_csv();
     let stderr = fails(&eval_args(&model, &data, &["--samples", "0"]));
@@ -549,7 +445,7 @@ fn eval_zero_samples() {
 
 #[test]
 fn predict_with_a_missing_model_dir() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.good_csv();
     let model = f.path("no-such-model");
     let stderr = fails(&predict_args(&model, &data, &[]));
@@ -558,7 +454,7 @@ fn predict_with_a_missing_model_dir() {
 
 #[test]
 fn predict_on_data_lacking_a_feature_column() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     // Drop column 's3' (index 6).
     let data = f.write_edited("no-s3.csv", |_, fields| {
@@ -570,7 +466,7 @@ fn predict_on_data_lacking_a_feature_column() {
 
 #[test]
 fn predict_on_data_with_a_bad_cell() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.write_edited("bad-cell.csv", |line, fields| {
         if line == 12 {
@@ -586,7 +482,7 @@ fn predict_on_data_with_a_bad_cell() {
 
 #[test]
 fn eval_with_a_missing_target_column() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.write_edited("no-target.csv", |_, fields| {
         fields.pop();
@@ -600,7 +496,7 @@ fn eval_with_a_missing_target_column() {
 
 #[test]
 fn eval_with_an_unknown_target_flag() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let data = f.good_csv();
     let stderr = fails(&eval_args(&model, &data, &["--target", "glucose"]));
@@ -613,7 +509,7 @@ fn eval_with_an_unknown_target_flag() {
 
 #[test]
 fn truncated_tensor_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let tensors = tensor_file(&model);
     let len = std::fs::metadata(&tensors).map_or(0, |m| m.len());
@@ -630,7 +526,7 @@ fn truncated_tensor_file() {
 
 #[test]
 fn flipped_byte_in_tensor_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let tensors = tensor_file(&model);
     let mut bytes = std::fs::read(&tensors).unwrap_or_else(|e| panic!("{e}"));
@@ -644,7 +540,7 @@ fn flipped_byte_in_tensor_file() {
 
 #[test]
 fn missing_tensor_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let tensors = tensor_file(&model);
     std::fs::remove_file(&tensors).unwrap_or_else(|e| panic!("{e}"));
@@ -654,7 +550,7 @@ fn missing_tensor_file() {
 
 #[test]
 fn garbage_model_json() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     std::fs::write(model.join("model.json"), "this is {not json").unwrap_or_else(|e| panic!("{e}"));
     let stderr = fails(&predict_args(&model, &f.good_csv(), &[]));
@@ -663,7 +559,7 @@ fn garbage_model_json() {
 
 #[test]
 fn newer_format_version() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let path = model.join("model.json");
     let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -678,7 +574,7 @@ fn newer_format_version() {
 
 #[test]
 fn model_json_missing_a_field() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.trained_model("model");
     let path = model.join("model.json");
     let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -698,14 +594,14 @@ fn model_json_missing_a_field() {
 
 #[test]
 fn constant_feature_trains_with_a_warning() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let data = f.write_edited("constant-s4.csv", |line, fields| {
         if line > 1 {
             fields[7] = "0.25".into();
         }
     });
     let model = f.path("model");
-    let out = bnn(&f.train_args(&data, &model));
+    let out = bnn(&f.train_args(&data, &model, 0));
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "train failed: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -4,23 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-const TARGET: &str = "disease_progression";
+mod common;
+
+use common::{bnn, fails, text, Fixture, TARGET};
 
 /// Rows of the real diabetes data used as the fixture (plus the header).
 const ROWS: usize = 40;
-
-fn bnn(args: &[String]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_bnn")).args(args).output() {
-        Ok(out) => out,
-        Err(e) => panic!("could not run bnn: {e}"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -43,81 +34,7 @@ fn succeeds(args: &[String]) -> Output {
     out
 }
 
-/// Runs `bnn args` and asserts a clean failure; returns stderr.
-fn fails(args: &[String]) -> String {
-    let out = bnn(args);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "bnn {} should fail", args.join(" "));
-    assert!(out.status.code().is_some(), "killed by a signal: {stderr}");
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    stderr
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    lines: Vec<String>,
-}
-
 impl Fixture {
-    fn new() -> Self {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/diabetes_train.csv");
-        let all = std::fs::read_to_string(&source)
-            .unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
-        let lines: Vec<String> = all.lines().take(ROWS + 1).map(str::to_string).collect();
-        assert_eq!(lines.len(), ROWS + 1, "fixture too short");
-        assert!(lines[0].ends_with(TARGET), "unexpected header {}", lines[0]);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        Self { dir, lines }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
-    }
-
-    /// Writes the fixture lines, each line's fields passed through `edit`
-    /// with its 1-based line number (the header is line 1).
-    fn write_edited(
-        &self,
-        name: &str,
-        edit: impl Fn(usize, Vec<String>) -> Vec<String>,
-    ) -> PathBuf {
-        let mut out = String::new();
-        for (i, line) in self.lines.iter().enumerate() {
-            let fields: Vec<String> = line.split(',').map(str::to_string).collect();
-            out.push_str(&edit(i + 1, fields).join(","));
-            out.push('\n');
-        }
-        self.write(name, &out)
-    }
-
-    fn good_csv(&self) -> PathBuf {
-        self.write_edited("good.csv", |_, f| f)
-    }
-
-    fn train_args(&self, data: &Path, out: &Path, seed: u64) -> Vec<String> {
-        strings(&[
-            "train",
-            "--data",
-            &p(data),
-            "--target",
-            TARGET,
-            "--out",
-            &p(out),
-            "--epochs",
-            "2",
-            "--hidden",
-            "8",
-            "--seed",
-            &seed.to_string(),
-        ])
-    }
-
     fn train(&self, name: &str, seed: u64) -> PathBuf {
         let model = self.path(name);
         succeeds(&self.train_args(&self.good_csv(), &model, seed));
@@ -195,7 +112,7 @@ fn parse_table(csv: &str) -> (String, Vec<[f64; 6]>) {
 
 #[test]
 fn same_seed_gives_identical_models_and_predictions() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let a = f.train("a", 7);
     let b = f.train("b", 7);
     let (files_a, files_b) = (snapshot(&a), snapshot(&b));
@@ -238,7 +155,7 @@ fn same_seed_gives_identical_models_and_predictions() {
 
 #[test]
 fn different_seed_gives_different_predictions() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let a = f.train("a", 7);
     let c = f.train("c", 8);
     let data = f.good_csv();
@@ -254,7 +171,7 @@ fn different_seed_gives_different_predictions() {
 
 #[test]
 fn predict_table_is_well_formed() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let out = predict(&model, &f.good_csv(), &[]);
     let csv = text(&out.stdout);
@@ -287,7 +204,7 @@ fn predict_table_is_well_formed() {
 
 #[test]
 fn predict_keeps_the_row_order() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let forward = f.good_csv();
     let mut reversed_lines = vec![f.lines[0].clone()];
@@ -325,12 +242,12 @@ fn predict_keeps_the_row_order() {
 
 #[test]
 fn predict_ignores_extra_columns_and_their_order() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let plain = predict(&model, &f.good_csv(), &[]).stdout;
     // A text column first, the columns reversed, and a target that is not
     // even a number: only the model's features are read, by name.
-    let messy = f.write_edited("messy.csv", |line, mut fields| {
+    let messy = f.write_edited("messy.csv", |line, fields| {
         if line > 1 {
             if let Some(last) = fields.last_mut() {
                 *last = "n/a".into();
@@ -342,9 +259,7 @@ fn predict_ignores_extra_columns_and_their_order() {
         } else {
             format!("patient {line}, \"quoted\"")
         };
-        let mut out = vec![format!("\"{}\"", note.replace('"', "\"\""))];
-        out.extend(fields);
-        out
+        fields.insert(0, format!("\"{}\"", note.replace('"', "\"\"")));
     });
     let messy_out = predict(&model, &messy, &[]).stdout;
     assert!(
@@ -357,7 +272,7 @@ fn predict_ignores_extra_columns_and_their_order() {
 
 #[test]
 fn predict_out_file_equals_stdout() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
     let stdout = predict(&model, &data, &["--level", "0.8"]).stdout;
@@ -367,7 +282,7 @@ fn predict_out_file_equals_stdout() {
     let written = std::fs::read(&out_path).unwrap_or_else(|e| panic!("{e}"));
     assert!(written == stdout, "--out and stdout differ");
     // No temporary file is left beside it.
-    let names: Vec<String> = std::fs::read_dir(f.dir.path())
+    let names: Vec<String> = std::fs::read_dir(f.path(""))
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -380,7 +295,7 @@ fn predict_out_file_equals_stdout() {
 
 #[test]
 fn wider_level_gives_wider_intervals() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
     let (_, narrow) = parse_table(&text(&predict(&model, &data, &["--level", "0.5"]).stdout));
@@ -397,7 +312,7 @@ fn wider_level_gives_wider_intervals() {
 
 #[test]
 fn eval_json_has_finite_metrics() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
     let out = succeeds(&strings(&[
@@ -447,18 +362,17 @@ fn eval_json_has_finite_metrics() {
 
 #[test]
 fn failed_train_leaves_an_existing_model_unchanged() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
     let before = snapshot(&model);
     let predictions = predict(&model, &data, &[]).stdout;
 
     // A bad CSV (fails while reading).
-    let bad = f.write_edited("bad.csv", |line, mut fields| {
+    let bad = f.write_edited("bad.csv", |line, fields| {
         if line == 20 {
             fields[4] = "oops".into();
         }
-        fields
     });
     let stderr = fails(&f.train_args(&bad, &model, 2));
     assert!(stderr.contains("line 20"), "{stderr}");
@@ -492,7 +406,7 @@ fn failed_train_leaves_an_existing_model_unchanged() {
 
 #[test]
 fn successful_retrain_replaces_the_model() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
     let old = predict(&model, &data, &[]).stdout;
@@ -511,7 +425,7 @@ fn successful_retrain_replaces_the_model() {
 
 #[test]
 fn train_refuses_a_folder_with_unrelated_files() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let folder = f.path("notes");
     std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(folder.join("notes.txt"), "my notes\n").unwrap_or_else(|e| panic!("{e}"));
@@ -527,7 +441,7 @@ fn train_refuses_a_folder_with_unrelated_files() {
 
 #[test]
 fn train_refuses_a_foreign_model_json() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let folder = f.path("other");
     std::fs::create_dir(&folder).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(folder.join("model.json"), "{\"layers\": [3, 4]}\n")
@@ -543,7 +457,7 @@ fn train_refuses_a_foreign_model_json() {
 
 #[test]
 fn train_refuses_an_out_path_that_is_a_file() {
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let file = f.write("model.txt", "not a directory\n");
     let stderr = fails(&f.train_args(&f.good_csv(), &file, 1));
     assert!(
@@ -562,7 +476,7 @@ fn train_refuses_an_out_path_that_is_a_file() {
 #[test]
 fn tensor_file_has_the_same_permissions_as_model_json() {
     use std::os::unix::fs::PermissionsExt;
-    let f = Fixture::new();
+    let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let tensors = model.join(model_json(&model)["tensors"].as_str().unwrap_or_default());
     let mode = |path: &Path| {
