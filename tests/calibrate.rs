@@ -5,6 +5,8 @@
 //! of an overconfident classifier, invariance to a change of units, and
 //! serde round trips of every fitted kind.
 
+mod synthetic;
+
 use candle_bnn::calibrate::{
     apply_temperature, fit, fit_temperature, fit_variance_scaling, pool_adjacent_violators,
     temper_probs, Recalibration, RecalibrationMethod,
@@ -346,40 +348,6 @@ fn invalid_recalibrations_are_rejected_on_use() -> Result<()> {
     Ok(())
 }
 
-/// `n` rows over `k` classes: true probabilities softmax(z), z ~ N(0, 1.5²),
-/// labels drawn from them; the classifier reports softmax(sharpen · z).
-fn classifier(
-    rng: &mut StdRng,
-    n: usize,
-    k: usize,
-    sharpen: f64,
-) -> Result<(CategoricalMixture, Vec<usize>)> {
-    let softmax = |z: &[f64], a: f64| {
-        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = z.iter().map(|v| (a * (v - m)).exp()).collect();
-        let s: f64 = e.iter().sum();
-        e.into_iter().map(|v| v / s).collect::<Vec<_>>()
-    };
-    let (mut probs, mut labels) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let z: Vec<f64> = (0..k)
-            .map(|_| 1.5 * rng.sample::<f64, _>(StandardNormal))
-            .collect();
-        let u: f64 = rng.random();
-        let mut acc = 0.0;
-        let label = softmax(&z, 1.0)
-            .iter()
-            .position(|p| {
-                acc += p;
-                u < acc
-            })
-            .unwrap_or(k - 1);
-        labels.push(label);
-        probs.extend(softmax(&z, sharpen));
-    }
-    Ok((CategoricalMixture::new(n, 1, k, probs)?, labels))
-}
-
 /// A classifier reporting softmax(3z) for truth softmax(z) has population
 /// NLL-optimal temperature exactly 3. The tolerances (±0.3 for T, ±0.1 for
 /// the calibrated T = 1) are ~3× the largest miss seen over 8 seeds at
@@ -390,8 +358,8 @@ fn classifier(
 #[test]
 fn temperature_scaling_softens_an_overconfident_classifier() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(2017);
-    let (cal, y_cal) = classifier(&mut rng, 5000, 4, 3.0)?;
-    let (test, y_test) = classifier(&mut rng, 5000, 4, 3.0)?;
+    let (cal, y_cal) = synthetic::classifier(&mut rng, 5000, 4, 3.0)?;
+    let (test, y_test) = synthetic::classifier(&mut rng, 5000, 4, 3.0)?;
     let t = fit_temperature(&cal, &y_cal)?;
     assert!((t - 3.0).abs() < 0.3, "T = {t}");
     let tempered = apply_temperature(&test, t)?;
@@ -409,7 +377,7 @@ fn temperature_scaling_softens_an_overconfident_classifier() -> Result<()> {
     // Temperature never changes the predicted class.
     assert_eq!(tempered.predicted_class(), test.predicted_class());
 
-    let (calibrated, y) = classifier(&mut rng, 5000, 4, 1.0)?;
+    let (calibrated, y) = synthetic::classifier(&mut rng, 5000, 4, 1.0)?;
     let t1 = fit_temperature(&calibrated, &y)?;
     assert!((t1 - 1.0).abs() < 0.1, "T = {t1}");
     Ok(())

@@ -4,6 +4,8 @@
 //! overconfident classifiers within derived sampling tolerances, and the two
 //! reports (consistency with the functions, serde round trips).
 
+mod synthetic;
+
 use candle_bnn::metrics::{
     accuracy, brier, calibration_curve, calibration_curve_from_pit, calibration_error,
     calibration_error_weighted, calibration_levels, categorical_nll, crps, ece, interval_metrics,
@@ -379,43 +381,6 @@ fn categorical_nll_is_finite_for_a_zero_probability() -> Result<()> {
     Ok(())
 }
 
-/// Draws `n` rows of `k`-class probabilities `softmax(z)`, `z ~ N(0, 1.5²)`,
-/// with labels from those probabilities; returns the predictive
-/// `softmax(sharpen · z)` (1 = calibrated) and the labels.
-fn synthetic_classifier(
-    n: usize,
-    k: usize,
-    sharpen: f64,
-    seed: u64,
-) -> Result<(CategoricalMixture, Vec<usize>)> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let softmax = |z: &[f64], a: f64| {
-        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = z.iter().map(|v| (a * (v - m)).exp()).collect();
-        let s: f64 = e.iter().sum();
-        e.into_iter().map(|v| v / s).collect::<Vec<_>>()
-    };
-    let (mut probs, mut labels) = (Vec::with_capacity(n * k), Vec::with_capacity(n));
-    for _ in 0..n {
-        let z: Vec<f64> = (0..k)
-            .map(|_| 1.5 * rng.sample::<f64, _>(StandardNormal))
-            .collect();
-        let truth = softmax(&z, 1.0);
-        let u: f64 = rng.random();
-        let mut acc = 0.0;
-        let label = truth
-            .iter()
-            .position(|p| {
-                acc += p;
-                u < acc
-            })
-            .unwrap_or(k - 1);
-        labels.push(label);
-        probs.extend(softmax(&z, sharpen));
-    }
-    Ok((CategoricalMixture::new(n, 1, k, probs)?, labels))
-}
-
 /// Tolerance for a calibrated classifier: with confidence c_i = P(correct),
 /// each bin's |acc_b - conf_b| has mean at most sqrt(¼/n_b), so E[ECE] <=
 /// ½·sqrt(B/n) = 0.0087 for B = 15, n = 50 000; one label moves ECE by at
@@ -426,10 +391,10 @@ fn ece_is_near_zero_when_calibrated_and_large_when_overconfident() -> Result<()>
     let n = 50_000;
     let bound =
         0.5 * (ECE_BINS as f64 / n as f64).sqrt() + (6.0 * 10f64.ln() / (2.0 * n as f64)).sqrt();
-    let (calibrated, labels) = synthetic_classifier(n, 3, 1.0, 17)?;
+    let (calibrated, labels) = synthetic::classifier(&mut StdRng::seed_from_u64(17), n, 3, 1.0)?;
     let e = ece(&calibrated, &labels, ECE_BINS)?;
     assert!(e < bound, "calibrated ECE {e} >= {bound}");
-    let (overconfident, labels) = synthetic_classifier(n, 3, 3.0, 17)?;
+    let (overconfident, labels) = synthetic::classifier(&mut StdRng::seed_from_u64(17), n, 3, 3.0)?;
     let e_over = ece(&overconfident, &labels, ECE_BINS)?;
     assert!(
         e_over > 0.05 && e_over > 4.0 * bound,
