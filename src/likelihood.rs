@@ -33,6 +33,9 @@ pub const SCALE_FLOOR: f64 = 1e-3;
 /// noise shrinks to the residual level.
 pub const INITIAL_NOISE_STD: f64 = 1.0;
 
+/// Checkpoint name of the homoscedastic noise parameter.
+pub const NOISE_RHO_NAME: &str = "likelihood.noise_rho";
+
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
 /// Which likelihood a model's head feeds (serializable configuration).
@@ -137,9 +140,13 @@ impl Likelihood {
         self.kind
     }
 
-    /// Trainable variables (the homoscedastic noise parameter, if any).
-    pub fn vars(&self) -> Vec<Var> {
-        self.noise_rho.iter().cloned().collect()
+    /// Trainable variables by checkpoint name: [`NOISE_RHO_NAME`] for the
+    /// homoscedastic noise parameter, nothing for the other kinds.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        self.noise_rho
+            .iter()
+            .map(|v| (NOISE_RHO_NAME.to_string(), v.clone()))
+            .collect()
     }
 
     /// The unconstrained homoscedastic noise parameter, if any.
@@ -261,7 +268,7 @@ mod tests {
     fn fixed_noise_nll_uses_the_given_sigma() -> Result<()> {
         let dev = Device::Cpu;
         let lik = Likelihood::new(LikelihoodKind::FixedNoise { sigma: 0.5 }, &dev)?;
-        assert!(lik.vars().is_empty());
+        assert!(lik.named_vars().is_empty());
         let head = Tensor::new(&[[[1.0f32]]], &dev)?;
         let got = lik
             .nll(&head, &Tensor::new(&[[0.0f32]], &dev)?)?

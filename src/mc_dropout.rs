@@ -254,9 +254,7 @@ impl StochasticModel for McDropoutMlp {
             out.push((format!("l{i}.weight"), w.clone()));
             out.push((format!("l{i}.bias"), b.clone()));
         }
-        if let Some(rho) = self.likelihood.noise_rho() {
-            out.push(("likelihood.noise_rho".into(), rho.clone()));
-        }
+        out.extend(self.likelihood.named_vars());
         out
     }
 }

@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, BayesLinear, Estimator};
-use crate::likelihood::{Likelihood, LikelihoodKind};
+use crate::likelihood::{Likelihood, LikelihoodKind, NOISE_RHO_NAME};
 use crate::noise::NoiseSource;
 use crate::posterior::FactoredGaussian;
 use crate::posterior::{KlTerms, DEFAULT_INIT_SCALE};
@@ -274,7 +274,7 @@ impl BayesMlp {
             )?);
         }
         let noise_rho = match config.likelihood {
-            LikelihoodKind::Homoscedastic => Some(take("likelihood.noise_rho".into(), &[1])?),
+            LikelihoodKind::Homoscedastic => Some(take(NOISE_RHO_NAME.into(), &[1])?),
             _ => None,
         };
         if let Some(extra) = tensors.keys().min() {
@@ -352,9 +352,7 @@ impl StochasticModel for BayesMlp {
                 out.push((format!("l{i}.{part}.rho"), post.rho().clone()));
             }
         }
-        if let Some(rho) = self.likelihood.noise_rho() {
-            out.push(("likelihood.noise_rho".into(), rho.clone()));
-        }
+        out.extend(self.likelihood.named_vars());
         out
     }
 }
