@@ -23,7 +23,9 @@
 use std::path::Path;
 
 use candle_bnn::calibrate::{apply_temperature, fit_temperature};
-use candle_bnn::classifier::{auroc, class_labels, BayesClassifier, ClassifierSpec};
+use candle_bnn::classifier::{
+    auroc, bbb_classifier, class_labels, mc_dropout_classifier, BayesClassifier,
+};
 use candle_bnn::data::digits;
 use candle_bnn::figures::plot_reliability_diagram;
 use candle_bnn::metrics::{reliability_diagram, ClassificationReport, ECE_BINS};
@@ -58,11 +60,8 @@ fn main() -> candle_bnn::Result<()> {
 
     let (d, hidden) = (train.n_features(), [100]);
     let specs = [
-        ("BBB", ClassifierSpec::bbb(d, &hidden, KNOWN)),
-        (
-            "MC dropout",
-            ClassifierSpec::mc_dropout(d, &hidden, KNOWN, 0.2),
-        ),
+        ("BBB", bbb_classifier(d, &hidden, KNOWN)),
+        ("MC dropout", mc_dropout_classifier(d, &hidden, KNOWN, 0.2)),
     ];
     let config = TrainConfig {
         epochs: 100,

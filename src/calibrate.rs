@@ -650,7 +650,7 @@ impl Recalibration {
 // Classifiers
 // ---------------------------------------------------------------------------
 
-fn check_temperature(temperature: f64) -> Result<()> {
+pub(crate) fn check_temperature(temperature: f64) -> Result<()> {
     if temperature.is_finite() && temperature > 0.0 {
         Ok(())
     } else {

@@ -1,4 +1,5 @@
-//! Saving and loading a trained [`BayesRegressor`] as a model directory.
+//! Saving and loading a trained [`BayesRegressor`] or [`BayesClassifier`]
+//! (any family: BBB, MC dropout, ensemble) as a model directory.
 //!
 //! ```text
 //! DIR/
@@ -6,12 +7,15 @@
 //!   tensors-<crc32 as 8 hex>.safetensors   every trainable variable, by checkpoint name
 //! ```
 //!
-//! `model.json` holds `format_version`, `method` (`"bbb"`), `tensors` (the
-//! tensor file's name) and `tensors_crc32` (its CRC-32), the architecture
-//! (`model`, a [`BayesMlpConfig`]), `feature_names`, `target_name`, the two
-//! scalings (`x_scaler`, `y_scaler`), the training settings (`train`, whose
-//! seed also seeds the forward-pass noise and the predictions) and the
-//! training `report`. The tensor file is named after its own checksum, so a
+//! `model.json` holds `format_version`, `method` (`"bbb"`, `"mc-dropout"` or
+//! `"ensemble"`) with the architecture `model` (a [`NetworkSpec`]), `task`
+//! (`"regression"`, the default, or `"classification"`), `tensors` (the
+//! tensor file's name) and `tensors_crc32` (its CRC-32), `feature_names`,
+//! `target_name`, the scalings (`x_scaler`, and `y_scaler` for regression),
+//! the training settings (`train`, whose seed also seeds the forward-pass
+//! noise and the predictions), the training `report`, and the fitted
+//! recalibration (`recalibration` for regression, `temperature` for
+//! classification). The tensor file is named after its own checksum, so a
 //! new save never overwrites the file an existing `model.json` points to.
 //!
 //! # Atomic saves
@@ -50,13 +54,15 @@
 //! file and what was expected: the directory and `model.json` exist;
 //! `model.json` is valid JSON (with serde's line and column); its
 //! `format_version` is between 1 and [`FORMAT_VERSION`]; its `method` is
-//! `"bbb"`; every field is present and well-typed; the tensor file exists
+//! one this build knows; every field is present and well-typed; the tensor file exists
 //! and its CRC-32 matches; it parses as safetensors; every tensor is finite
 //! `f32`; the tensors are exactly those the architecture needs, with the
-//! right shapes ([`BayesMlp::from_named_tensors`]); the scalings and names
-//! fit the model. No input bytes make it panic.
+//! right shapes ([`NetworkSpec::from_named_tensors`]); the scalings and
+//! names fit the model. Version 1 files (BBB regressors, before the other
+//! families and classification) load unchanged. No input bytes make it panic.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -66,20 +72,23 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::Recalibration;
+use crate::classifier::BayesClassifier;
 use crate::data::Standardizer;
-use crate::model::{BayesMlp, BayesMlpConfig, StochasticModel};
+use crate::model::StochasticModel;
+use crate::network::{Network, NetworkSpec};
 use crate::regressor::BayesRegressor;
 use crate::train::{TrainConfig, TrainReport};
 use crate::{Error, Result};
 
 /// The model-directory format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the `mc-dropout` and `ensemble` methods and `task`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Name of the metadata file in a model directory.
 pub const MODEL_FILE: &str = "model.json";
 
-/// The `method` recorded for Bayes-by-Backprop regressors.
-const METHOD: &str = "bbb";
+/// The `method`s this build loads.
+const METHODS: [&str; 3] = ["bbb", "mc-dropout", "ensemble"];
 
 const TENSOR_PREFIX: &str = "tensors-";
 const TENSOR_SUFFIX: &str = ".safetensors";
@@ -91,23 +100,185 @@ const TMP_SUFFIX: &str = ".tmp";
 /// replaced it between reading it and reading its tensor file.
 const LOAD_ATTEMPTS: usize = 3;
 
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A real-valued target: Gaussian-mixture predictives.
+    #[default]
+    Regression,
+    /// Class labels: categorical predictives.
+    Classification,
+}
+
+/// A trained model of either task, as [`load`] returns it.
+#[derive(Debug, Clone)]
+pub enum SavedModel {
+    /// A regressor.
+    Regressor(BayesRegressor),
+    /// A classifier.
+    Classifier(BayesClassifier),
+}
+
+impl SavedModel {
+    /// The task it was trained for.
+    pub fn task(&self) -> Task {
+        match self {
+            SavedModel::Regressor(_) => Task::Regression,
+            SavedModel::Classifier(_) => Task::Classification,
+        }
+    }
+
+    /// The trained network.
+    pub fn network(&self) -> &Network {
+        match self {
+            SavedModel::Regressor(m) => m.model(),
+            SavedModel::Classifier(m) => m.model(),
+        }
+    }
+
+    /// Names of the feature columns, in model input order.
+    pub fn feature_names(&self) -> &[String] {
+        match self {
+            SavedModel::Regressor(m) => m.feature_names(),
+            SavedModel::Classifier(m) => m.feature_names(),
+        }
+    }
+
+    /// Name of the target (or label) column.
+    pub fn target_name(&self) -> &str {
+        match self {
+            SavedModel::Regressor(m) => m.target_name(),
+            SavedModel::Classifier(m) => m.target_name(),
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Task::Regression => "regression",
+            Task::Classification => "classification",
+        })
+    }
+}
+
+impl From<BayesRegressor> for SavedModel {
+    fn from(model: BayesRegressor) -> Self {
+        SavedModel::Regressor(model)
+    }
+}
+
+impl From<BayesClassifier> for SavedModel {
+    fn from(model: BayesClassifier) -> Self {
+        SavedModel::Classifier(model)
+    }
+}
+
+/// A model to [`save`], borrowed.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelRef<'a> {
+    /// A regressor.
+    Regressor(&'a BayesRegressor),
+    /// A classifier.
+    Classifier(&'a BayesClassifier),
+}
+
+impl<'a> From<&'a BayesRegressor> for ModelRef<'a> {
+    fn from(model: &'a BayesRegressor) -> Self {
+        ModelRef::Regressor(model)
+    }
+}
+
+impl<'a> From<&'a BayesClassifier> for ModelRef<'a> {
+    fn from(model: &'a BayesClassifier) -> Self {
+        ModelRef::Classifier(model)
+    }
+}
+
+impl<'a> From<&'a SavedModel> for ModelRef<'a> {
+    fn from(model: &'a SavedModel) -> Self {
+        match model {
+            SavedModel::Regressor(m) => ModelRef::Regressor(m),
+            SavedModel::Classifier(m) => ModelRef::Classifier(m),
+        }
+    }
+}
+
 /// Everything in `model.json`.
 #[derive(Serialize, Deserialize)]
 struct Manifest {
     format_version: u32,
-    method: String,
+    /// `method` and `model`.
+    #[serde(flatten)]
+    network: NetworkSpec,
+    /// Absent in version 1 files: regression.
+    #[serde(default)]
+    task: Task,
     tensors: String,
     tensors_crc32: u32,
-    model: BayesMlpConfig,
     feature_names: Vec<String>,
     target_name: String,
     x_scaler: Standardizer,
-    y_scaler: Standardizer,
+    /// Regression only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    y_scaler: Option<Standardizer>,
     train: TrainConfig,
     report: TrainReport,
-    /// Absent in files saved before recalibration existed: none.
+    /// Regression only; absent in files saved before recalibration existed:
+    /// none.
     #[serde(default)]
     recalibration: Recalibration,
+    /// Classification only: the fitted temperature, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+}
+
+impl Manifest {
+    /// The manifest of `model`, before its tensor file is written.
+    fn of(model: ModelRef<'_>) -> Self {
+        let (network, task, names, x_scaler, y_scaler, train, report) = match model {
+            ModelRef::Regressor(r) => (
+                r.model(),
+                Task::Regression,
+                (r.feature_names(), r.target_name()),
+                r.x_scaler(),
+                Some(r.y_scaler().clone()),
+                r.train_config(),
+                r.report(),
+            ),
+            ModelRef::Classifier(c) => (
+                c.model(),
+                Task::Classification,
+                (c.feature_names(), c.target_name()),
+                c.x_scaler(),
+                None,
+                c.train_config(),
+                c.report(),
+            ),
+        };
+        Manifest {
+            format_version: FORMAT_VERSION,
+            network: network.spec(),
+            task,
+            tensors: tensor_file_name(0),
+            tensors_crc32: 0,
+            feature_names: names.0.to_vec(),
+            target_name: names.1.into(),
+            x_scaler: x_scaler.clone(),
+            y_scaler,
+            train: train.clone(),
+            report: report.clone(),
+            recalibration: match model {
+                ModelRef::Regressor(r) => r.recalibration().clone(),
+                ModelRef::Classifier(_) => Recalibration::None,
+            },
+            temperature: match model {
+                ModelRef::Regressor(_) => None,
+                ModelRef::Classifier(c) => c.temperature(),
+            },
+        }
+    }
 }
 
 /// The two fields read before the rest, so that a file from a newer format
@@ -118,8 +289,9 @@ struct Probe {
     method: Option<serde_json::Value>,
 }
 
-/// Saves `regressor` into the model directory `dir` (created if missing),
-/// replacing the model there atomically (see the [module docs](self)).
+/// Saves `model` (a regressor or a classifier) into the model directory
+/// `dir` (created if missing), replacing the model there atomically (see the
+/// [module docs](self)).
 ///
 /// # Errors
 ///
@@ -127,22 +299,14 @@ struct Probe {
 /// other than a model's (nothing is written then), or if the model holds a
 /// non-finite number; [`Error::Io`] if a file cannot be written. In every
 /// case a model already in `dir` loads as before.
-pub fn save(regressor: &BayesRegressor, dir: &Path) -> Result<()> {
-    let tensors = collect_tensors(regressor, dir)?;
-    let mut manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        method: METHOD.into(),
-        tensors: tensor_file_name(0),
-        tensors_crc32: 0,
-        model: regressor.model().config().clone(),
-        feature_names: regressor.feature_names().to_vec(),
-        target_name: regressor.target_name().into(),
-        x_scaler: regressor.x_scaler().clone(),
-        y_scaler: regressor.y_scaler().clone(),
-        train: regressor.train_config().clone(),
-        report: regressor.report().clone(),
-        recalibration: regressor.recalibration().clone(),
+pub fn save<'a>(model: impl Into<ModelRef<'a>>, dir: &Path) -> Result<()> {
+    let model = model.into();
+    let network = match model {
+        ModelRef::Regressor(r) => r.model(),
+        ModelRef::Classifier(c) => c.model(),
     };
+    let tensors = collect_tensors(network, dir)?;
+    let mut manifest = Manifest::of(model);
     // Fail before touching the directory if model.json could not be read back.
     manifest_bytes(&manifest, dir)?;
     check_or_create_dir(dir)?;
@@ -155,14 +319,14 @@ pub fn save(regressor: &BayesRegressor, dir: &Path) -> Result<()> {
 }
 
 /// Loads the model directory `dir` written by [`save`], with its tensors on
-/// `device`. Predictions of the loaded regressor equal those of the saved
-/// one bit for bit (both reseed from the training seed).
+/// `device`. Predictions of the loaded model equal those of the saved one
+/// bit for bit (both reseed from the training seed).
 ///
 /// # Errors
 ///
 /// [`Error::Checkpoint`] naming the file and what is wrong (see the
 /// [module docs](self)); [`Error::Io`] if a file exists but cannot be read.
-pub fn load(dir: &Path, device: &Device) -> Result<BayesRegressor> {
+pub fn load(dir: &Path, device: &Device) -> Result<SavedModel> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -205,6 +369,37 @@ pub fn load(dir: &Path, device: &Device) -> Result<BayesRegressor> {
             Err(e) => return Err(io_err(&tensor_path, e)),
         }
     }
+}
+
+/// [`load`] for a directory that must hold a regressor.
+///
+/// # Errors
+///
+/// Those of [`load`], and [`Error::Checkpoint`] if it holds a classifier.
+pub fn load_regressor(dir: &Path, device: &Device) -> Result<BayesRegressor> {
+    match load(dir, device)? {
+        SavedModel::Regressor(m) => Ok(m),
+        other => Err(wrong_task(dir, other.task(), Task::Regression)),
+    }
+}
+
+/// [`load`] for a directory that must hold a classifier.
+///
+/// # Errors
+///
+/// Those of [`load`], and [`Error::Checkpoint`] if it holds a regressor.
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<BayesClassifier> {
+    match load(dir, device)? {
+        SavedModel::Classifier(m) => Ok(m),
+        other => Err(wrong_task(dir, other.task(), Task::Classification)),
+    }
+}
+
+fn wrong_task(dir: &Path, found: Task, expected: Task) -> Error {
+    checkpoint_err(
+        dir,
+        format!("holds a {found} model; expected a {expected} model"),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -311,9 +506,9 @@ fn unique_suffix() -> String {
 }
 
 /// The model's variables by checkpoint name, checked to be finite `f32`.
-fn collect_tensors(regressor: &BayesRegressor, dir: &Path) -> Result<HashMap<String, Tensor>> {
+fn collect_tensors(network: &Network, dir: &Path) -> Result<HashMap<String, Tensor>> {
     let mut tensors = HashMap::new();
-    for (name, var) in regressor.model().named_vars() {
+    for (name, var) in network.named_vars() {
         let tensor = var.as_tensor().clone();
         check_tensor(&name, &tensor)
             .map_err(|message| checkpoint_err(dir, format!("refusing to save: {message}")))?;
@@ -526,20 +721,19 @@ fn parse_manifest(json: &[u8], path: &Path) -> Result<Manifest> {
             ),
         ));
     }
+    let known = METHODS.map(|m| format!("\"{m}\"")).join(", ");
     match probe.method {
-        Some(serde_json::Value::String(m)) if m == METHOD => {}
+        Some(serde_json::Value::String(m)) if METHODS.contains(&m.as_str()) => {}
         Some(m) => {
             return Err(checkpoint_err(
                 path,
-                format!(
-                    "method is {m}; this build loads only \"{METHOD}\" (Bayes by Backprop) models"
-                ),
+                format!("method is {m}; this build loads {known}"),
             ))
         }
         None => {
             return Err(checkpoint_err(
                 path,
-                format!("no method field; expected \"{METHOD}\""),
+                format!("no method field; expected one of {known}"),
             ))
         }
     }
@@ -562,13 +756,13 @@ fn parse_manifest(json: &[u8], path: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Checks the tensor bytes against the manifest and builds the regressor.
+/// Checks the tensor bytes against the manifest and builds the model.
 fn assemble(
     manifest: Manifest,
     bytes: &[u8],
     tensor_path: &Path,
     device: &Device,
-) -> Result<BayesRegressor> {
+) -> Result<SavedModel> {
     let crc = crc32fast::hash(bytes);
     if crc != manifest.tensors_crc32 {
         return Err(checkpoint_err(
@@ -590,33 +784,52 @@ fn assemble(
         }
     }
     let model_path = tensor_path.with_file_name(MODEL_FILE);
-    manifest.model.validate().map_err(|e| {
+    manifest.network.validate().map_err(|e| {
         checkpoint_err(
             &model_path,
             format!("the model architecture is invalid: {e}"),
         )
     })?;
-    let sizes = manifest.model.layer_sizes();
-    let model = BayesMlp::from_named_tensors(manifest.model, tensors, manifest.train.seed)
+    let network = manifest
+        .network
+        .from_named_tensors(tensors, manifest.train.seed)
         .map_err(|e| {
             checkpoint_err(
                 tensor_path,
                 format!(
-                    "the tensors do not fit the architecture in {MODEL_FILE} (layer sizes {sizes:?}): {e}"
+                    "the tensors do not fit the architecture in {MODEL_FILE} (method {}): {e}",
+                    manifest.network.method()
                 ),
             )
         })?;
     check_scaler("x_scaler", &manifest.x_scaler, &model_path)?;
-    check_scaler("y_scaler", &manifest.y_scaler, &model_path)?;
-    BayesRegressor::from_parts(
-        model,
-        (manifest.x_scaler, manifest.y_scaler),
-        (manifest.feature_names, manifest.target_name),
-        manifest.train,
-        manifest.report,
-    )
-    .and_then(|r| r.with_recalibration(manifest.recalibration))
-    .map_err(|e| checkpoint_err(&model_path, format!("inconsistent model: {e}")))
+    let names = (manifest.feature_names, manifest.target_name);
+    let model = match manifest.task {
+        Task::Regression => {
+            let y_scaler = manifest.y_scaler.ok_or_else(|| {
+                checkpoint_err(&model_path, "a regression model needs a y_scaler field")
+            })?;
+            check_scaler("y_scaler", &y_scaler, &model_path)?;
+            BayesRegressor::from_parts(
+                network,
+                (manifest.x_scaler, y_scaler),
+                names,
+                manifest.train,
+                manifest.report,
+            )
+            .and_then(|r| r.with_recalibration(manifest.recalibration))
+            .map(SavedModel::Regressor)
+        }
+        Task::Classification => BayesClassifier::from_parts(
+            network,
+            manifest.x_scaler,
+            names,
+            (manifest.train, manifest.report),
+            manifest.temperature,
+        )
+        .map(SavedModel::Classifier),
+    };
+    model.map_err(|e| checkpoint_err(&model_path, format!("inconsistent model: {e}")))
 }
 
 /// A scaling read from a file: equal-length fields, finite means, finite
@@ -697,9 +910,9 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(_) => String::from("parsed"),
         };
-        assert!(err(r#"{"format_version": 2}"#).contains("upgrade candle-bnn"));
+        assert!(err(r#"{"format_version": 3}"#).contains("upgrade candle-bnn"));
         assert!(err(r#"{"format_version": 0}"#).contains("not a valid version"));
-        assert!(err(r#"{"format_version": 1, "method": "mc-dropout"}"#).contains("bbb"));
+        assert!(err(r#"{"format_version": 2, "method": "svgd"}"#).contains("\"mc-dropout\""));
         assert!(err(r#"{"format_version": 1, "method": "bbb"}"#).contains("missing field"));
         assert!(err("{").contains("not valid JSON"));
         assert!(err("[1]").contains("JSON object"));

@@ -1,6 +1,6 @@
 //! A Bayesian MLP classifier that works in the user's units: it z-scores the
-//! features on the training data, trains a Bayes-by-Backprop [`BayesMlp`] or
-//! an MC-dropout [`McDropoutMlp`] with a categorical head, and predicts
+//! features on the training data, trains a network of any family
+//! ([`Network`]: BBB, MC dropout, ensemble) with a categorical head, and predicts
 //! [`CategoricalMixture`]s; plus [`auroc`], to score how well an uncertainty
 //! (predictive entropy, mutual information) separates in- from
 //! out-of-distribution inputs.
@@ -11,147 +11,53 @@
 //! p(y | x)  ≈ (1/T) Σ_t p_t(y | x)
 //! ```
 
-use std::fmt;
-
 use candle_core::{Device, Tensor};
 
+use crate::calibrate::{apply_temperature, check_temperature, fit_temperature};
 use crate::data::{Dataset, Standardizer};
 use crate::likelihood::LikelihoodKind;
-use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
-use crate::model::{BayesMlp, BayesMlpConfig, StochasticModel};
-use crate::noise::NoiseSource;
+use crate::mc_dropout::McDropoutConfig;
+use crate::model::{BayesMlpConfig, StochasticModel};
+use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, CategoricalMixture};
 use crate::regressor::PREDICT_STREAM;
 use crate::train::{fit, TrainConfig, TrainReport};
 use crate::{Error, Result};
 
-/// Which model family to train, with its architecture. Its likelihood must
-/// be [`LikelihoodKind::Categorical`]; [`ClassifierSpec::bbb`] and
-/// [`ClassifierSpec::mc_dropout`] set it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClassifierSpec {
-    /// Bayes by Backprop (Blundell et al. 2015): a factored Gaussian
-    /// posterior per weight.
-    Bbb(BayesMlpConfig),
-    /// MC dropout (Gal & Ghahramani 2016): dropout kept on at prediction.
-    McDropout(McDropoutConfig),
+/// A Bayes-by-Backprop classifier: [`BayesMlpConfig`]'s defaults with a
+/// `classes`-way softmax head.
+pub fn bbb_classifier(input_dim: usize, hidden: &[usize], classes: usize) -> NetworkSpec {
+    NetworkSpec::Bbb(BayesMlpConfig {
+        likelihood: LikelihoodKind::Categorical { classes },
+        ..BayesMlpConfig::new(input_dim, hidden)
+    })
 }
 
-impl ClassifierSpec {
-    /// A [`BayesMlpConfig`] with its defaults and a `classes`-way softmax head.
-    pub fn bbb(input_dim: usize, hidden: &[usize], classes: usize) -> Self {
-        ClassifierSpec::Bbb(BayesMlpConfig {
-            likelihood: LikelihoodKind::Categorical { classes },
-            ..BayesMlpConfig::new(input_dim, hidden)
-        })
-    }
-
-    /// A [`McDropoutConfig`] with its defaults, dropout rate `dropout` and a
-    /// `classes`-way softmax head.
-    pub fn mc_dropout(input_dim: usize, hidden: &[usize], classes: usize, dropout: f64) -> Self {
-        ClassifierSpec::McDropout(McDropoutConfig {
-            dropout,
-            likelihood: LikelihoodKind::Categorical { classes },
-            ..McDropoutConfig::new(input_dim, hidden)
-        })
-    }
-
-    /// Number of input features.
-    pub fn input_dim(&self) -> usize {
-        match self {
-            ClassifierSpec::Bbb(c) => c.input_dim,
-            ClassifierSpec::McDropout(c) => c.input_dim,
-        }
-    }
-
-    /// The number of classes `K` of the categorical head, or an error naming
-    /// `likelihood` when the head is Gaussian.
-    pub fn classes(&self) -> Result<usize> {
-        let likelihood = match self {
-            ClassifierSpec::Bbb(c) => c.likelihood,
-            ClassifierSpec::McDropout(c) => c.likelihood,
-        };
-        match likelihood {
-            LikelihoodKind::Categorical { classes } => Ok(classes),
-            other => Err(Error::invalid(
-                "likelihood",
-                format!("{other:?}"),
-                "Categorical { classes } for a classifier",
-            )),
-        }
-    }
-
-    /// Checks the architecture and that the head is categorical.
-    pub fn validate(&self) -> Result<()> {
-        self.classes()?;
-        match self {
-            ClassifierSpec::Bbb(c) => c.validate(),
-            ClassifierSpec::McDropout(c) => c.validate(),
-        }
-    }
-
-    /// A fresh, untrained network whose initialization and noise come from
-    /// `seed`.
-    pub fn build(&self, seed: u64, device: &Device) -> Result<ClassifierModel> {
-        self.validate()?;
-        Ok(match self {
-            ClassifierSpec::Bbb(c) => ClassifierModel::Bbb(BayesMlp::new(c.clone(), seed, device)?),
-            ClassifierSpec::McDropout(c) => {
-                ClassifierModel::McDropout(McDropoutMlp::new(c.clone(), seed, device)?)
-            }
-        })
-    }
+/// An MC-dropout classifier: [`McDropoutConfig`]'s defaults, dropout rate
+/// `dropout` and a `classes`-way softmax head.
+pub fn mc_dropout_classifier(
+    input_dim: usize,
+    hidden: &[usize],
+    classes: usize,
+    dropout: f64,
+) -> NetworkSpec {
+    NetworkSpec::McDropout(McDropoutConfig {
+        dropout,
+        likelihood: LikelihoodKind::Categorical { classes },
+        ..McDropoutConfig::new(input_dim, hidden)
+    })
 }
 
-/// A network of either family with a categorical head.
-#[derive(Debug, Clone)]
-pub enum ClassifierModel {
-    /// A Bayes-by-Backprop MLP.
-    Bbb(BayesMlp),
-    /// An MC-dropout MLP.
-    McDropout(McDropoutMlp),
-}
-
-impl ClassifierModel {
-    /// The network as the trait training and prediction are written against.
-    pub fn as_stochastic(&self) -> &dyn StochasticModel {
-        match self {
-            ClassifierModel::Bbb(m) => m,
-            ClassifierModel::McDropout(m) => m,
-        }
-    }
-
-    /// The shared noise stream of its forward passes (reseed to replay them).
-    pub fn noise(&self) -> &NoiseSource {
-        match self {
-            ClassifierModel::Bbb(m) => m.noise(),
-            ClassifierModel::McDropout(m) => m.noise(),
-        }
-    }
-
-    /// The device its parameters live on.
-    pub fn device(&self) -> &Device {
-        match self {
-            ClassifierModel::Bbb(m) => m.layers()[0].weight().mu().device(),
-            ClassifierModel::McDropout(m) => m.device(),
-        }
-    }
-
-    /// `"bbb"` or `"mc-dropout"`, as the CLI's `--method` spells them.
-    pub fn method(&self) -> &'static str {
-        match self {
-            ClassifierModel::Bbb(_) => "bbb",
-            ClassifierModel::McDropout(_) => "mc-dropout",
-        }
-    }
-}
-
-impl fmt::Display for ClassifierModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClassifierModel::Bbb(m) => fmt::Display::fmt(m, f),
-            ClassifierModel::McDropout(m) => fmt::Display::fmt(m, f),
-        }
+/// The number of classes `K` of a categorical head, or an error naming
+/// `likelihood` when the head is Gaussian.
+pub fn classes_of(spec: &NetworkSpec) -> Result<usize> {
+    match spec.likelihood() {
+        LikelihoodKind::Categorical { classes } => Ok(classes),
+        other => Err(Error::invalid(
+            "likelihood",
+            format!("{other:?}"),
+            "Categorical { classes } for a classifier",
+        )),
     }
 }
 
@@ -175,30 +81,34 @@ pub fn class_labels(y: &[f64], classes: usize) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// A trained classifier: the network, the feature scaling of its training
-/// data, and how it was trained.
+/// A trained classifier: the network, the feature scaling and names of its
+/// training data, how it was trained, and its temperature (if calibrated).
 #[derive(Debug, Clone)]
 pub struct BayesClassifier {
-    model: ClassifierModel,
+    model: Network,
     x_scaler: Standardizer,
     feature_names: Vec<String>,
+    target_name: String,
     train: TrainConfig,
     report: TrainReport,
+    temperature: Option<f64>,
 }
 
 impl BayesClassifier {
     /// Standardizes the features of `data`, builds the network of `spec`
-    /// (whose `input_dim` must equal the number of features) and trains it on
-    /// the labels `data.y` (class indices `0..K`, see [`class_labels`]) by
-    /// minimizing `mean_i[-ln p(y_i | x_i, w)] / T + beta · KL / N`
-    /// ([`crate::elbo`]). The one `train.seed` drives the initialization, the
-    /// forward-pass noise and the minibatch order.
+    /// (whose `input_dim` must equal the number of features, with a
+    /// categorical head) and trains it on the labels `data.y` (class indices
+    /// `0..K`, see [`class_labels`]) by minimizing
+    /// `mean_i[-ln p(y_i | x_i, w)] / T + beta · KL / N` ([`crate::elbo`]).
+    /// The one `train.seed` drives the initialization, the forward-pass noise
+    /// and the minibatch order.
     pub fn fit(
         data: &Dataset,
-        spec: &ClassifierSpec,
+        spec: &NetworkSpec,
         train: &TrainConfig,
         device: &Device,
     ) -> Result<Self> {
+        let classes = classes_of(spec)?;
         spec.validate()?;
         if spec.input_dim() != data.n_features() {
             return Err(Error::invalid(
@@ -210,38 +120,82 @@ impl BayesClassifier {
         if data.is_empty() {
             return Err(Error::invalid("data", "0 rows", "at least 1 training row"));
         }
-        let labels = class_labels(&data.y, spec.classes()?)?;
+        let labels = class_labels(&data.y, classes)?;
         let x_scaler = Standardizer::fit(&data.x, data.n_features())?;
-        let scaled: Vec<f32> = x_scaler
-            .transform(&data.x)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let xs = Tensor::from_vec(scaled, (data.len(), data.n_features()), device)?;
+        let xs = x_scaler.transform_tensor(&data.x, device)?;
         let ys: Vec<f32> = labels.iter().map(|&k| k as f32).collect();
         let ys = Tensor::from_vec(ys, (data.len(), 1), device)?;
         let model = spec.build(train.seed, device)?;
-        let report = fit(model.as_stochastic(), &xs, &ys, train)?;
+        let report = fit(&model, &xs, &ys, train)?;
         Ok(Self {
             model,
             x_scaler,
             feature_names: data.feature_names.clone(),
+            target_name: data.target_name.clone(),
             train: train.clone(),
             report,
+            temperature: None,
+        })
+    }
+
+    /// Reassembles a trained classifier (e.g. from a checkpoint), checking
+    /// that the head is categorical, that the scaling and names fit the
+    /// model's input, and the temperature.
+    pub fn from_parts(
+        model: Network,
+        x_scaler: Standardizer,
+        (feature_names, target_name): (Vec<String>, String),
+        (train, report): (TrainConfig, TrainReport),
+        temperature: Option<f64>,
+    ) -> Result<Self> {
+        let spec = model.spec();
+        classes_of(&spec)?;
+        let d = spec.input_dim();
+        if x_scaler.n_cols() != d || feature_names.len() != d {
+            return Err(Error::Shape {
+                context: "BayesClassifier::from_parts".into(),
+                message: format!(
+                    "the model reads {d} features, but there are {} feature names and {} feature scalings",
+                    feature_names.len(),
+                    x_scaler.n_cols()
+                ),
+            });
+        }
+        if let Some(t) = temperature {
+            check_temperature(t)?;
+        }
+        Ok(Self {
+            model,
+            x_scaler,
+            feature_names,
+            target_name,
+            train,
+            report,
+            temperature,
         })
     }
 
     /// The predictive distribution of each row of `x` (row-major, original
     /// units) from `samples` stochastic passes: per row, `samples`
-    /// probability vectors over the classes.
+    /// probability vectors over the classes; after [`Self::calibrate`], the
+    /// tempered mean probabilities instead ([`apply_temperature`]).
     ///
     /// The draws come from a stream seeded by the training seed, so the same
     /// model gives the same predictions every call.
     pub fn predict(&self, x: &[f64], samples: usize) -> Result<CategoricalMixture> {
+        let raw = self.predict_raw(x, samples)?;
+        match self.temperature {
+            Some(t) => apply_temperature(&raw, t),
+            None => Ok(raw),
+        }
+    }
+
+    /// [`Self::predict`] without the temperature.
+    pub fn predict_raw(&self, x: &[f64], samples: usize) -> Result<CategoricalMixture> {
         self.predict_with_seed(x, samples, self.train.seed.wrapping_add(PREDICT_STREAM))
     }
 
-    /// [`predict`](Self::predict) with the stochastic passes seeded by `seed`.
+    /// [`Self::predict_raw`] with the stochastic passes seeded by `seed`.
     pub fn predict_with_seed(
         &self,
         x: &[f64],
@@ -249,18 +203,32 @@ impl BayesClassifier {
         seed: u64,
     ) -> Result<CategoricalMixture> {
         let xs = self.x_scaler.transform_tensor(x, self.model.device())?;
-        self.model.noise().reseed(seed);
-        predict(self.model.as_stochastic(), &xs, samples)?.into_classification()
+        self.model.reseed(seed);
+        predict(&self.model, &xs, samples)?.into_classification()
+    }
+
+    /// Fits temperature scaling ([`fit_temperature`]) on held-out rows (never
+    /// the training rows) and keeps it: every later [`Self::predict`] uses it.
+    pub fn calibrate(&mut self, held_out: &Dataset, samples: usize) -> Result<()> {
+        let labels = class_labels(&held_out.y, self.classes())?;
+        let dist = self.predict_raw(&held_out.x, samples)?;
+        self.temperature = Some(fit_temperature(&dist, &labels)?);
+        Ok(())
+    }
+
+    /// The fitted temperature `T` (`None` until calibrated).
+    pub fn temperature(&self) -> Option<f64> {
+        self.temperature
     }
 
     /// The trained network (reads standardized features).
-    pub fn model(&self) -> &ClassifierModel {
+    pub fn model(&self) -> &Network {
         &self.model
     }
 
     /// Number of classes `K`.
     pub fn classes(&self) -> usize {
-        self.model.as_stochastic().likelihood().kind().head_dim()
+        self.model.likelihood().kind().head_dim()
     }
 
     /// The feature scaling fitted on the training data.
@@ -271,6 +239,11 @@ impl BayesClassifier {
     /// Names of the feature columns, in model input order.
     pub fn feature_names(&self) -> &[String] {
         &self.feature_names
+    }
+
+    /// Name of the label column.
+    pub fn target_name(&self) -> &str {
+        &self.target_name
     }
 
     /// How the model was trained (its seed seeds the predictions too).

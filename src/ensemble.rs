@@ -17,26 +17,70 @@
 //!
 //! [`GaussianMixture`]: crate::predictive::GaussianMixture
 
+use std::collections::HashMap;
+use std::fmt;
+
 use candle_core::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
 
 use crate::likelihood::{Likelihood, LikelihoodKind};
 use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
-use crate::model::StochasticModel;
+use crate::model::{StochasticModel, TensorStore};
 use crate::posterior::KlTerms;
 use crate::{Error, Result};
 
 /// Members of the published experiments.
 pub const DEFAULT_MEMBERS: usize = 5;
 
+/// Architecture of a [`DeepEnsemble`] (serializable).
+///
+/// | Field | Default | Purpose | Range |
+/// |---|---|---|---|
+/// | `member` | deterministic, heteroscedastic | every member's network | dropout and length-scale 0 for the paper's members |
+/// | `members` | [`DEFAULT_MEMBERS`] | networks `M` | ≥ 1 |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleConfig {
+    /// The architecture every member shares.
+    pub member: McDropoutConfig,
+    /// Number of members `M`.
+    pub members: usize,
+}
+
+impl EnsembleConfig {
+    /// `members` plain MLPs (dropout 0, length-scale 0) of `hidden` units on
+    /// `input_dim` features with a heteroscedastic head, as in the paper.
+    pub fn new(input_dim: usize, hidden: &[usize], members: usize) -> Self {
+        Self {
+            member: McDropoutConfig {
+                dropout: 0.0,
+                length_scale: 0.0,
+                likelihood: LikelihoodKind::Heteroscedastic,
+                ..McDropoutConfig::new(input_dim, hidden)
+            },
+            members,
+        }
+    }
+
+    /// Checks the member architecture and that there is at least one member.
+    pub fn validate(&self) -> Result<()> {
+        if self.members == 0 {
+            return Err(Error::invalid("members", 0, "at least 1 network"));
+        }
+        self.member.validate()
+    }
+}
+
 /// `M` independently initialized deterministic networks.
 #[derive(Debug, Clone)]
 pub struct DeepEnsemble {
+    config: EnsembleConfig,
     members: Vec<McDropoutMlp>,
 }
 
 impl DeepEnsemble {
     /// `members` networks of `hidden` units on `input_dim` features, with a
-    /// heteroscedastic head; member `m` is initialized from `seed + m`.
+    /// heteroscedastic head ([`EnsembleConfig::new`]); member `m` is
+    /// initialized from `seed + m`.
     pub fn new(
         input_dim: usize,
         hidden: &[usize],
@@ -44,24 +88,67 @@ impl DeepEnsemble {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        if members == 0 {
-            return Err(Error::invalid("members", 0, "at least 1 network"));
-        }
-        let config = McDropoutConfig {
-            dropout: 0.0,
-            length_scale: 0.0,
-            likelihood: LikelihoodKind::Heteroscedastic,
-            ..McDropoutConfig::new(input_dim, hidden)
-        };
-        let members = (0..members as u64)
-            .map(|m| McDropoutMlp::new(config.clone(), seed.wrapping_add(m), device))
+        Self::from_config(
+            EnsembleConfig::new(input_dim, hidden, members),
+            seed,
+            device,
+        )
+    }
+
+    /// The ensemble of `config`; member `m` is initialized from `seed + m`.
+    pub fn from_config(config: EnsembleConfig, seed: u64, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let members = (0..config.members as u64)
+            .map(|m| McDropoutMlp::new(config.member.clone(), seed.wrapping_add(m), device))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { members })
+        Ok(Self { config, members })
+    }
+
+    /// Rebuilds an ensemble from its tensors by checkpoint name
+    /// (`m{k}.` + the member's names, see [`StochasticModel::named_vars`]),
+    /// checking that every tensor is present with the right shape and that
+    /// none is left over.
+    pub fn from_named_tensors(
+        config: EnsembleConfig,
+        tensors: HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut store = TensorStore::new(tensors);
+        let members = (0..config.members)
+            .map(|k| {
+                McDropoutMlp::take_from(
+                    config.member.clone(),
+                    &mut store,
+                    &format!("m{k}."),
+                    seed.wrapping_add(k as u64),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        store.finish()?;
+        Ok(Self { config, members })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EnsembleConfig {
+        &self.config
     }
 
     /// The member networks.
     pub fn members(&self) -> &[McDropoutMlp] {
         &self.members
+    }
+}
+
+impl fmt::Display for DeepEnsemble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DeepEnsemble {{members: {}, member: ",
+            self.members.len()
+        )?;
+        fmt::Display::fmt(&self.members[0], f)?;
+        write!(f, "}}")
     }
 }
 

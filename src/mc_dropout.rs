@@ -20,6 +20,7 @@
 //! `forward_samples`: `[B, in]` -> `[S, B, head_dim]`, with `S` independent
 //! dropout masks per layer drawn in one call (one batched evaluation).
 
+use std::collections::HashMap;
 use std::fmt;
 
 use candle_core::{Device, Tensor, Var};
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, McDropout};
 use crate::likelihood::{Likelihood, LikelihoodKind};
-use crate::model::{check_input, replicate_input, StochasticModel};
+use crate::model::{check_input, replicate_input, StochasticModel, TensorStore};
 use crate::noise::NoiseSource;
 use crate::ops::shared_matmul;
 use crate::posterior::KlTerms;
@@ -143,6 +144,52 @@ impl McDropoutMlp {
             .collect::<Result<Vec<_>>>()?;
         let dropout = McDropout::new(config.dropout, noise.clone())?;
         let likelihood = Likelihood::new(config.likelihood, device)?;
+        Ok(Self {
+            config,
+            layers,
+            dropout,
+            likelihood,
+            noise,
+        })
+    }
+
+    /// Rebuilds a network from its tensors by checkpoint name (see
+    /// [`StochasticModel::named_vars`]), checking that every tensor the config
+    /// needs is present with the right shape and that none is left over.
+    /// `seed` starts the mask stream.
+    pub fn from_named_tensors(
+        config: McDropoutConfig,
+        tensors: HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut store = TensorStore::new(tensors);
+        let model = Self::take_from(config, &mut store, "", seed)?;
+        store.finish()?;
+        Ok(model)
+    }
+
+    /// Takes this architecture's tensors, each named `prefix` + its
+    /// checkpoint name, out of `store`.
+    pub(crate) fn take_from(
+        config: McDropoutConfig,
+        store: &mut TensorStore,
+        prefix: &str,
+        seed: u64,
+    ) -> Result<Self> {
+        config.validate()?;
+        let layers = config
+            .layer_sizes()
+            .windows(2)
+            .enumerate()
+            .map(|(i, io)| {
+                let w = store.take(&format!("{prefix}l{i}.weight"), &[io[1], io[0]])?;
+                let b = store.take(&format!("{prefix}l{i}.bias"), &[io[1]])?;
+                Ok((w, b))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let likelihood = store.take_likelihood(config.likelihood, prefix)?;
+        let noise = NoiseSource::new(seed);
+        let dropout = McDropout::new(config.dropout, noise.clone())?;
         Ok(Self {
             config,
             layers,

@@ -84,6 +84,65 @@ pub(crate) fn replicate_input(
         .contiguous()?)
 }
 
+/// Tensors by checkpoint name, handed out one at a time with their shapes
+/// checked, so that a model rebuilt from a file gets exactly the tensors its
+/// architecture needs: none missing, none misshapen, none left over.
+pub(crate) struct TensorStore {
+    tensors: HashMap<String, Tensor>,
+}
+
+impl TensorStore {
+    pub(crate) fn new(tensors: HashMap<String, Tensor>) -> Self {
+        Self { tensors }
+    }
+
+    /// Removes the tensor `name`, checks it has `shape`, and makes it a
+    /// trainable f32 variable.
+    pub(crate) fn take(&mut self, name: &str, shape: &[usize]) -> Result<Var> {
+        let t = self.tensors.remove(name).ok_or_else(|| Error::Shape {
+            context: "model tensors".into(),
+            message: format!("tensor '{name}' is missing"),
+        })?;
+        if t.dims() != shape {
+            return Err(Error::Shape {
+                context: "model tensors".into(),
+                message: format!(
+                    "tensor '{name}' has shape {:?}, the architecture needs {shape:?}",
+                    t.dims()
+                ),
+            });
+        }
+        Ok(Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?)?)
+    }
+
+    /// The likelihood of kind `kind`, taking its learned noise (named
+    /// `prefix` + [`NOISE_RHO_NAME`]) when it has one.
+    pub(crate) fn take_likelihood(
+        &mut self,
+        kind: LikelihoodKind,
+        prefix: &str,
+    ) -> Result<Likelihood> {
+        let noise_rho = match kind {
+            LikelihoodKind::Homoscedastic => {
+                Some(self.take(&format!("{prefix}{NOISE_RHO_NAME}"), &[1])?)
+            }
+            _ => None,
+        };
+        Likelihood::from_noise_rho(kind, noise_rho)
+    }
+
+    /// Succeeds only if every tensor was taken.
+    pub(crate) fn finish(self) -> Result<()> {
+        match self.tensors.keys().min() {
+            Some(extra) => Err(Error::Shape {
+                context: "model tensors".into(),
+                message: format!("unexpected tensor '{extra}' for this architecture"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Architecture and prior of a [`BayesMlp`]; serializable, so a saved run can
 /// be rebuilt from it.
 ///
@@ -231,26 +290,12 @@ impl BayesMlp {
     /// `seed` starts the forward-pass noise.
     pub fn from_named_tensors(
         config: BayesMlpConfig,
-        mut tensors: HashMap<String, Tensor>,
+        tensors: HashMap<String, Tensor>,
         seed: u64,
     ) -> Result<Self> {
         config.validate()?;
-        let mut take = |name: String, shape: &[usize]| -> Result<Var> {
-            let t = tensors.remove(&name).ok_or_else(|| Error::Shape {
-                context: "model tensors".into(),
-                message: format!("tensor '{name}' is missing"),
-            })?;
-            if t.dims() != shape {
-                return Err(Error::Shape {
-                    context: "model tensors".into(),
-                    message: format!(
-                        "tensor '{name}' has shape {:?}, the architecture needs {shape:?}",
-                        t.dims()
-                    ),
-                });
-            }
-            Ok(Var::from_tensor(&t.to_dtype(candle_core::DType::F32)?)?)
-        };
+        let mut store = TensorStore::new(tensors);
+        let mut take = |name: String, shape: &[usize]| store.take(&name, shape);
         let noise = NoiseSource::new(seed);
         let sizes = config.layer_sizes();
         let mut layers = Vec::with_capacity(sizes.len() - 1);
@@ -273,17 +318,8 @@ impl BayesMlp {
                 noise.clone(),
             )?);
         }
-        let noise_rho = match config.likelihood {
-            LikelihoodKind::Homoscedastic => Some(take(NOISE_RHO_NAME.into(), &[1])?),
-            _ => None,
-        };
-        if let Some(extra) = tensors.keys().min() {
-            return Err(Error::Shape {
-                context: "model tensors".into(),
-                message: format!("unexpected tensor '{extra}' for this architecture"),
-            });
-        }
-        let likelihood = Likelihood::from_noise_rho(config.likelihood, noise_rho)?;
+        let likelihood = store.take_likelihood(config.likelihood, "")?;
+        store.finish()?;
         Self::from_parts(config, layers, likelihood, noise)
     }
 

@@ -1,5 +1,6 @@
-//! A Bayesian MLP regressor that works in the user's units: it z-scores
-//! features and target on the training data, trains, and returns predictive
+//! A Bayesian regressor that works in the user's units: it z-scores features
+//! and target on the training data, trains a network of any family
+//! ([`Network`]: BBB, MC dropout, ensemble), and returns predictive
 //! distributions mapped back to the original scale.
 //!
 //! ```text
@@ -11,7 +12,8 @@ use candle_core::Device;
 
 use crate::calibrate::{self, Recalibration, RecalibrationMethod};
 use crate::data::{Dataset, Standardizer};
-use crate::model::{BayesMlp, BayesMlpConfig};
+use crate::likelihood::LikelihoodKind;
+use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture, Intervals};
 use crate::train::{fit, TrainConfig, TrainReport};
 use crate::{Error, Result};
@@ -20,7 +22,7 @@ use crate::{Error, Result};
 /// data, and how it was trained.
 #[derive(Debug, Clone)]
 pub struct BayesRegressor {
-    model: BayesMlp,
+    model: Network,
     x_scaler: Standardizer,
     y_scaler: Standardizer,
     feature_names: Vec<String>,
@@ -36,26 +38,29 @@ pub struct BayesRegressor {
 pub(crate) const PREDICT_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl BayesRegressor {
-    /// Standardizes `data`, builds a [`BayesMlp`] from `config` (whose
-    /// `input_dim` must equal the number of features) and trains it. The one
+    /// Standardizes `data`, builds the network of `spec` (e.g. a
+    /// [`crate::BayesMlpConfig`]; its `input_dim` must equal the number of
+    /// features and its head must be Gaussian) and trains it. The one
     /// `train.seed` drives the initialization, the forward-pass noise and the
     /// minibatch order.
     pub fn fit(
         data: &Dataset,
-        config: BayesMlpConfig,
+        spec: impl Into<NetworkSpec>,
         train: &TrainConfig,
         device: &Device,
     ) -> Result<Self> {
-        if config.input_dim != data.n_features() {
+        let spec = spec.into();
+        check_gaussian_head(&spec)?;
+        if spec.input_dim() != data.n_features() {
             return Err(Error::invalid(
                 "input_dim",
-                config.input_dim,
+                spec.input_dim(),
                 format!("the number of features, {}", data.n_features()),
             ));
         }
         let (x_scaler, y_scaler) = Standardizer::fit_dataset(data)?;
         let scaled = data.standardized(&x_scaler, &y_scaler);
-        let model = BayesMlp::new(config, train.seed, device)?;
+        let model = spec.build(train.seed, device)?;
         let report = fit(
             &model,
             &scaled.x_tensor(device)?,
@@ -77,13 +82,15 @@ impl BayesRegressor {
     /// Reassembles a trained regressor (e.g. from a checkpoint), checking that
     /// the scalers and names fit the model's input.
     pub fn from_parts(
-        model: BayesMlp,
+        model: Network,
         (x_scaler, y_scaler): (Standardizer, Standardizer),
         (feature_names, target_name): (Vec<String>, String),
         train: TrainConfig,
         report: TrainReport,
     ) -> Result<Self> {
-        let d = model.config().input_dim;
+        let spec = model.spec();
+        check_gaussian_head(&spec)?;
+        let d = spec.input_dim();
         if x_scaler.n_cols() != d || feature_names.len() != d || y_scaler.n_cols() != 1 {
             return Err(Error::Shape {
                 context: "BayesRegressor::from_parts".into(),
@@ -165,19 +172,15 @@ impl BayesRegressor {
         samples: usize,
         seed: u64,
     ) -> Result<GaussianMixture> {
-        let xs = self.x_scaler.transform_tensor(x, self.model_device())?;
-        self.model.noise().reseed(seed);
+        let xs = self.x_scaler.transform_tensor(x, self.model.device())?;
+        self.model.reseed(seed);
         predict(&self.model, &xs, samples)?
             .into_regression()?
             .affine(self.y_scaler.mean[0], self.y_scaler.scale[0])
     }
 
-    fn model_device(&self) -> &Device {
-        self.model.layers()[0].weight().mu().device()
-    }
-
     /// The trained network (in standardized units).
-    pub fn model(&self) -> &BayesMlp {
+    pub fn model(&self) -> &Network {
         &self.model
     }
 
@@ -209,5 +212,17 @@ impl BayesRegressor {
     /// What training did.
     pub fn report(&self) -> &TrainReport {
         &self.report
+    }
+}
+
+/// A regressor needs a Gaussian head; a categorical one is a classifier's.
+fn check_gaussian_head(spec: &NetworkSpec) -> Result<()> {
+    match spec.likelihood() {
+        LikelihoodKind::Categorical { classes } => Err(Error::invalid(
+            "likelihood",
+            format!("Categorical {{ classes: {classes} }}"),
+            "a Gaussian head for a regressor (use BayesClassifier for classes)",
+        )),
+        _ => Ok(()),
     }
 }

@@ -28,13 +28,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
-use crate::ensemble::{DeepEnsemble, DEFAULT_MEMBERS};
+use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::likelihood::LikelihoodKind;
-use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
+use crate::mc_dropout::McDropoutConfig;
 use crate::metrics::{
     calibration_curve_from_pit, calibration_error, calibration_levels, picp, rmse,
 };
-use crate::model::{BayesMlp, BayesMlpConfig};
+use crate::model::BayesMlpConfig;
+use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
 use crate::train::{fit_with_progress, TrainConfig};
@@ -60,11 +61,11 @@ const CALIBRATION_FRACTION: f64 = 0.2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UciMethod {
-    /// Bayes by Backprop ([`BayesMlp`]).
+    /// Bayes by Backprop ([`crate::BayesMlp`]).
     Bbb,
-    /// MC dropout ([`McDropoutMlp`]).
+    /// MC dropout ([`crate::McDropoutMlp`]).
     McDropout,
-    /// Deep ensemble of 5 heteroscedastic networks ([`DeepEnsemble`]).
+    /// Deep ensemble of 5 heteroscedastic networks ([`crate::DeepEnsemble`]).
     Ensemble,
 }
 
@@ -542,19 +543,11 @@ impl Fitter<'_> {
             ..TrainConfig::default()
         };
         let (s_y, hidden) = (y_scaler.scale[0], [self.hidden]);
-        let predictive = match hyper {
-            Hyper::Bbb { prior } => {
-                let model = BayesMlp::new(
-                    BayesMlpConfig {
-                        prior,
-                        ..BayesMlpConfig::new(d, &hidden)
-                    },
-                    seed,
-                    &device,
-                )?;
-                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
-                predict(&model, &xt, self.config.samples)?
-            }
+        let spec = match hyper {
+            Hyper::Bbb { prior } => NetworkSpec::Bbb(BayesMlpConfig {
+                prior,
+                ..BayesMlpConfig::new(d, &hidden)
+            }),
             Hyper::McDropout { p, tau } => {
                 // tau is a precision in original units; the network sees y / s_y.
                 let likelihood = match tau {
@@ -563,21 +556,24 @@ impl Fitter<'_> {
                     },
                     None => LikelihoodKind::Homoscedastic,
                 };
-                let config = McDropoutConfig {
+                NetworkSpec::McDropout(McDropoutConfig {
                     dropout: p,
                     likelihood,
                     ..McDropoutConfig::new(d, &hidden)
-                };
-                let model = McDropoutMlp::new(config, seed, &device)?;
-                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
-                predict(&model, &xt, self.config.samples)?
+                })
             }
             Hyper::Ensemble => {
-                let model = DeepEnsemble::new(d, &hidden, DEFAULT_MEMBERS, seed, &device)?;
-                fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
-                predict(&model, &xt, model.members().len())?
+                NetworkSpec::Ensemble(EnsembleConfig::new(d, &hidden, DEFAULT_MEMBERS))
             }
         };
+        let model = spec.build(seed, &device)?;
+        fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
+        // An ensemble's predictive is its members, each once.
+        let samples = match &model {
+            Network::Ensemble(e) => e.members().len(),
+            _ => self.config.samples,
+        };
+        let predictive = predict(&model, &xt, samples)?;
         predictive.into_regression()?.affine(y_scaler.mean[0], s_y)
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use candle_bnn::checkpoint::{self, FORMAT_VERSION, MODEL_FILE};
 use candle_bnn::data::{Dataset, Standardizer};
-use candle_bnn::model::{BayesMlp, BayesMlpConfig, StochasticModel};
+use candle_bnn::model::{BayesMlpConfig, StochasticModel};
 use candle_bnn::regressor::BayesRegressor;
 use candle_bnn::train::TrainConfig;
 use candle_bnn::{Error, Result};
@@ -165,7 +165,7 @@ fn saved(seed: u64) -> Result<(tempfile::TempDir, PathBuf, BayesRegressor)> {
 
 /// The load error's message, checked to be a checkpoint error.
 fn load_error(dir: &Path) -> String {
-    match checkpoint::load(dir, &Device::Cpu) {
+    match checkpoint::load_regressor(dir, &Device::Cpu) {
         Ok(_) => panic!("loading {} should fail", dir.display()),
         Err(e @ Error::Checkpoint { .. }) => e.to_string(),
         Err(e) => panic!("expected a checkpoint error, got {e:?}"),
@@ -185,7 +185,7 @@ fn assert_mentions(message: &str, words: &[&str]) {
 #[test]
 fn reloaded_model_predicts_bit_for_bit_and_keeps_its_metadata() -> Result<()> {
     let (_tmp, dir, model) = saved(3)?;
-    let loaded = checkpoint::load(&dir, &Device::Cpu)?;
+    let loaded = checkpoint::load_regressor(&dir, &Device::Cpu)?;
     assert_eq!(prediction_bits(&loaded)?, prediction_bits(&model)?);
     // Predicting twice does not drift either (predict reseeds).
     assert_eq!(prediction_bits(&loaded)?, prediction_bits(&loaded)?);
@@ -194,7 +194,7 @@ fn reloaded_model_predicts_bit_for_bit_and_keeps_its_metadata() -> Result<()> {
     assert_eq!(loaded.target_name(), "response");
     assert_eq!(loaded.x_scaler(), model.x_scaler());
     assert_eq!(loaded.y_scaler(), model.y_scaler());
-    assert_eq!(loaded.model().config(), model.model().config());
+    assert_eq!(loaded.model().spec(), model.model().spec());
     // Everything but the progress-bar choice, which is not saved.
     let progress = model.train_config().progress;
     assert_eq!(
@@ -264,7 +264,7 @@ fn scalings_survive_json_bit_for_bit() -> Result<()> {
     )?;
     let tmp = tempfile::tempdir().unwrap();
     checkpoint::save(&odd, tmp.path())?;
-    let loaded = checkpoint::load(tmp.path(), &Device::Cpu)?;
+    let loaded = checkpoint::load_regressor(tmp.path(), &Device::Cpu)?;
     let bits = |s: &Standardizer| -> Vec<u64> {
         s.mean.iter().chain(&s.scale).map(|v| v.to_bits()).collect()
     };
@@ -307,7 +307,7 @@ fn saving_over_a_model_replaces_it_and_leaves_one_tensor_file() -> Result<()> {
     let names = file_names(&dir);
     assert_eq!(names.len(), 2, "{names:?}");
     assert_ne!(tensor_files(&dir), old_tensors);
-    let loaded = checkpoint::load(&dir, &Device::Cpu)?;
+    let loaded = checkpoint::load_regressor(&dir, &Device::Cpu)?;
     assert_eq!(prediction_bits(&loaded)?, prediction_bits(&second)?);
     assert_eq!(loaded.train_config().seed, 2);
 
@@ -339,7 +339,7 @@ fn a_crash_at_any_step_leaves_a_loadable_model() -> Result<()> {
     )
     .unwrap();
     assert_eq!(
-        prediction_bits(&checkpoint::load(&dir, &Device::Cpu)?)?,
+        prediction_bits(&checkpoint::load_regressor(&dir, &Device::Cpu)?)?,
         a_bits
     );
 
@@ -352,7 +352,7 @@ fn a_crash_at_any_step_leaves_a_loadable_model() -> Result<()> {
     )
     .unwrap();
     assert_eq!(
-        prediction_bits(&checkpoint::load(&dir, &Device::Cpu)?)?,
+        prediction_bits(&checkpoint::load_regressor(&dir, &Device::Cpu)?)?,
         a_bits
     );
 
@@ -360,7 +360,7 @@ fn a_crash_at_any_step_leaves_a_loadable_model() -> Result<()> {
     fs::write(dir.join(MODEL_FILE), &b_json).unwrap();
     assert_eq!(file_names(&dir).len(), 5);
     assert_eq!(
-        prediction_bits(&checkpoint::load(&dir, &Device::Cpu)?)?,
+        prediction_bits(&checkpoint::load_regressor(&dir, &Device::Cpu)?)?,
         prediction_bits(&b)?
     );
 
@@ -368,7 +368,7 @@ fn a_crash_at_any_step_leaves_a_loadable_model() -> Result<()> {
     checkpoint::save(&a, &dir)?;
     assert_eq!(file_names(&dir).len(), 2, "{:?}", file_names(&dir));
     assert_eq!(
-        prediction_bits(&checkpoint::load(&dir, &Device::Cpu)?)?,
+        prediction_bits(&checkpoint::load_regressor(&dir, &Device::Cpu)?)?,
         a_bits
     );
     Ok(())
@@ -434,7 +434,7 @@ fn a_failed_save_leaves_the_existing_model_unchanged() -> Result<()> {
         Tensor::from_vec(values, mu.dims(), &Device::Cpu)?,
     );
     let broken = BayesRegressor::from_parts(
-        BayesMlp::from_named_tensors(good.model().config().clone(), tensors, 8)?,
+        good.model().spec().from_named_tensors(tensors, 8)?,
         (good.x_scaler().clone(), good.y_scaler().clone()),
         (good.feature_names().to_vec(), good.target_name().into()),
         good.train_config().clone(),
@@ -444,7 +444,7 @@ fn a_failed_save_leaves_the_existing_model_unchanged() -> Result<()> {
     assert_mentions(&err, &["l0.weight.mu", "non-finite"]);
     assert_eq!(snapshot(&dir), before);
     assert_eq!(
-        prediction_bits(&checkpoint::load(&dir, &Device::Cpu)?)?,
+        prediction_bits(&checkpoint::load_regressor(&dir, &Device::Cpu)?)?,
         prediction_bits(&good)?
     );
     Ok(())
@@ -485,7 +485,7 @@ fn load_errors_for_damaged_tensor_files() -> Result<()> {
     assert_mentions(&load_error(&dir), &["missing", "tensors-"]);
 
     fs::write(&path, &good).unwrap();
-    checkpoint::load(&dir, &Device::Cpu)?;
+    checkpoint::load_regressor(&dir, &Device::Cpu)?;
 
     // Bytes that are not safetensors, with a matching checksum.
     replace_tensor_bytes(&dir, b"definitely not a safetensors file");
@@ -545,10 +545,10 @@ fn load_errors_for_damaged_model_json() -> Result<()> {
     assert_mentions(&load_error(&dir), &["not valid JSON"]);
 
     assert_mentions(
-        &edit(&|v| v["format_version"] = 2.into()),
+        &edit(&|v| v["format_version"] = (FORMAT_VERSION + 1).into()),
         &[
-            "written by format version 2",
-            "reads versions up to 1",
+            &format!("written by format version {}", FORMAT_VERSION + 1),
+            &format!("reads versions up to {FORMAT_VERSION}"),
             "upgrade candle-bnn",
         ],
     );
@@ -561,8 +561,8 @@ fn load_errors_for_damaged_model_json() -> Result<()> {
         &["format_version"],
     );
     assert_mentions(
-        &edit(&|v| v["method"] = "mc-dropout".into()),
-        &["mc-dropout", "\"bbb\""],
+        &edit(&|v| v["method"] = "svgd".into()),
+        &["svgd", "\"bbb\"", "\"mc-dropout\"", "\"ensemble\""],
     );
     assert_mentions(
         &edit(&|v| {
@@ -581,7 +581,12 @@ fn load_errors_for_damaged_model_json() -> Result<()> {
     // Another architecture: the tensors no longer fit.
     assert_mentions(
         &edit(&|v| v["model"]["hidden"] = serde_json::json!([8])),
-        &["do not fit the architecture", "[2, 8, 1]", "shape"],
+        &[
+            "do not fit the architecture",
+            "l0.weight.mu",
+            "[16, 2]",
+            "needs [8, 2]",
+        ],
     );
     assert_mentions(
         &edit(&|v| v["model"]["hidden"] = serde_json::json!([16, 16])),
@@ -602,6 +607,89 @@ fn load_errors_for_damaged_model_json() -> Result<()> {
     );
 
     write_json(&dir, &good);
-    checkpoint::load(&dir, &Device::Cpu)?;
+    checkpoint::load_regressor(&dir, &Device::Cpu)?;
+    Ok(())
+}
+
+/// Every family and both tasks reload bit for bit: regressors of MC dropout
+/// and ensembles (their masks and members come back), classifiers of BBB and
+/// MC dropout with a fitted temperature; and a directory of one task refuses
+/// to load as the other.
+#[test]
+fn every_family_and_task_round_trips() -> Result<()> {
+    use candle_bnn::classifier::{bbb_classifier, mc_dropout_classifier, BayesClassifier};
+    use candle_bnn::ensemble::EnsembleConfig;
+    use candle_bnn::McDropoutConfig;
+
+    let data = two_feature_data(96)?;
+    let tmp = tempfile::tempdir().unwrap();
+    let regressors = [
+        BayesRegressor::fit(
+            &data,
+            McDropoutConfig::new(2, &[16]),
+            &train_config(3),
+            &Device::Cpu,
+        )?,
+        BayesRegressor::fit(
+            &data,
+            EnsembleConfig::new(2, &[8], 3),
+            &train_config(4),
+            &Device::Cpu,
+        )?,
+    ];
+    for (k, model) in regressors.iter().enumerate() {
+        let dir = tmp.path().join(format!("regressor{k}"));
+        checkpoint::save(model, &dir)?;
+        let loaded = checkpoint::load_regressor(&dir, &Device::Cpu)?;
+        assert_eq!(loaded.model().spec(), model.model().spec());
+        // 30 samples: a multiple of the ensemble's 3 members.
+        let bits = |m: &BayesRegressor| -> Result<Vec<u64>> {
+            let p = m.predict(&queries(), 30)?;
+            Ok(p.mean()
+                .iter()
+                .chain(&p.std())
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        assert_eq!(bits(&loaded)?, bits(model)?, "{}", model.model());
+    }
+
+    // Labels: which side of the response's median a row lies.
+    let mut sorted = data.y.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let labels: Vec<f64> = data.y.iter().map(|&y| f64::from(y > median)).collect();
+    let classes = Dataset::new(data.x.clone(), labels, data.feature_names.clone(), "high")?;
+    for (k, spec) in [
+        bbb_classifier(2, &[16], 2),
+        mc_dropout_classifier(2, &[16], 2, 0.1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut model = BayesClassifier::fit(&classes, spec, &train_config(5), &Device::Cpu)?;
+        model.calibrate(&classes, 16)?;
+        let dir = tmp.path().join(format!("classifier{k}"));
+        checkpoint::save(&model, &dir)?;
+        let loaded = checkpoint::load_classifier(&dir, &Device::Cpu)?;
+        assert_eq!(loaded.temperature(), model.temperature());
+        assert!(model.temperature().is_some());
+        let probs = |m: &BayesClassifier| -> Result<Vec<u64>> {
+            let p = m.predict_raw(&queries(), 16)?;
+            Ok((0..p.len())
+                .flat_map(|i| p.mean_probs(i))
+                .map(f64::to_bits)
+                .collect())
+        };
+        assert_eq!(probs(&loaded)?, probs(&model)?, "{}", model.model());
+        let err = checkpoint::load_regressor(&dir, &Device::Cpu)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_mentions(
+            &err,
+            &["classification model", "expected a regression model"],
+        );
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use candle_bnn::calibrate::{apply_temperature, fit_temperature};
 use candle_bnn::classifier::{
-    auroc, class_labels, BayesClassifier, ClassifierModel, ClassifierSpec,
+    auroc, bbb_classifier, class_labels, mc_dropout_classifier, BayesClassifier,
 };
 use candle_bnn::data::{digits, Dataset};
 use candle_bnn::figures::plot_reliability_diagram;
@@ -17,7 +17,7 @@ use candle_bnn::metrics::{accuracy, categorical_nll, ece, reliability_diagram, E
 use candle_bnn::model::BayesMlpConfig;
 use candle_bnn::predictive::CategoricalMixture;
 use candle_bnn::train::TrainConfig;
-use candle_bnn::{Error, Result};
+use candle_bnn::{Error, Network, NetworkSpec, Result};
 use candle_core::Device;
 
 /// Digits `0..KNOWN` are in distribution.
@@ -80,7 +80,7 @@ fn bbb() -> &'static Fitted {
     FITTED.get_or_init(|| {
         let fit = || -> Result<Fitted> {
             let s = splits()?;
-            let spec = ClassifierSpec::bbb(64, &[32], KNOWN);
+            let spec = bbb_classifier(64, &[32], KNOWN);
             let clf = BayesClassifier::fit(&s.train, &spec, &train_config(30), &Device::Cpu)?;
             Ok(Fitted {
                 test: clf.predict(&s.test.x, SAMPLES)?,
@@ -216,9 +216,9 @@ fn temperature_scaling_recalibrates_the_bbb_classifier() -> Result<()> {
 #[test]
 fn mc_dropout_classifier_learns_and_predicts_reproducibly() -> Result<()> {
     let s = splits()?;
-    let spec = ClassifierSpec::mc_dropout(64, &[32], KNOWN, 0.2);
+    let spec = mc_dropout_classifier(64, &[32], KNOWN, 0.2);
     let clf = BayesClassifier::fit(&s.train, &spec, &train_config(20), &Device::Cpu)?;
-    assert!(matches!(clf.model(), ClassifierModel::McDropout(_)));
+    assert!(matches!(clf.model(), Network::McDropout(_)));
     assert!(clf.model().to_string().starts_with("McDropoutMlp"));
     assert_eq!(clf.classes(), KNOWN);
     let a = clf.predict(&s.test.x, 8)?;
@@ -261,23 +261,23 @@ fn the_pipeline_checks_its_inputs() -> Result<()> {
         other => panic!("expected an InvalidParameter error, got {other:?}"),
     };
     // A Gaussian head is not a classifier.
-    let gaussian = ClassifierSpec::Bbb(BayesMlpConfig::new(64, &[8]));
+    let gaussian = NetworkSpec::Bbb(BayesMlpConfig::new(64, &[8]));
     assert_eq!(
         name(BayesClassifier::fit(&s.train, &gaussian, &train, &dev)),
         "likelihood"
     );
     // Wrong input width.
-    let narrow = ClassifierSpec::bbb(63, &[8], KNOWN);
+    let narrow = bbb_classifier(63, &[8], KNOWN);
     assert_eq!(
         name(BayesClassifier::fit(&s.train, &narrow, &train, &dev)),
         "input_dim"
     );
     // Labels 5..9 do not fit a 5-class head; the error names the row.
-    let five = ClassifierSpec::bbb(64, &[8], KNOWN);
+    let five = bbb_classifier(64, &[8], KNOWN);
     let label = name(BayesClassifier::fit(&s.ood, &five, &train, &dev));
     assert!(label.starts_with("label["), "{label}");
     // Bad dropout is the architecture's own check.
-    let dropout = ClassifierSpec::mc_dropout(64, &[8], KNOWN, 1.0);
+    let dropout = mc_dropout_classifier(64, &[8], KNOWN, 1.0);
     assert_eq!(
         name(BayesClassifier::fit(&s.train, &dropout, &train, &dev)),
         "dropout"
@@ -331,6 +331,6 @@ fn reliability_diagram_is_drawn_and_checked() -> Result<()> {
 fn public_types_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<BayesClassifier>();
-    check::<ClassifierSpec>();
-    check::<ClassifierModel>();
+    check::<NetworkSpec>();
+    check::<Network>();
 }

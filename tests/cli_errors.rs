@@ -326,20 +326,66 @@ fn unknown_prior() {
 }
 
 #[test]
-fn mc_dropout_is_not_yet_supported() {
+fn family_flags_must_match_the_method() {
     let f = Fixture::new(ROWS);
-    let stderr = f.train_fails(&f.good_csv(), &["--method", "mc-dropout"]);
-    mentions(
-        &stderr,
-        &["method", "mc-dropout", "not yet supported", "bbb"],
-    );
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--method", "mc-dropout", "--estimator", "flipout"],
+            &["--estimator", "only with --method bbb", "mc-dropout"],
+        ),
+        (
+            &["--dropout", "0.1"],
+            &["--dropout", "only with --method mc-dropout", "bbb"],
+        ),
+        (
+            &["--method", "bbb", "--members", "3"],
+            &["--members", "only with --method ensemble"],
+        ),
+        (
+            &["--method", "ensemble", "--init-scale", "0.1"],
+            &["--init-scale", "only with --method bbb"],
+        ),
+    ];
+    for (args, needles) in cases {
+        mentions(&f.train_fails(&f.good_csv(), args), needles);
+    }
 }
 
 #[test]
-fn ensemble_is_not_yet_supported() {
+fn family_hyperparameters_are_validated() {
     let f = Fixture::new(ROWS);
-    let stderr = f.train_fails(&f.good_csv(), &["--method", "ensemble"]);
-    mentions(&stderr, &["method", "ensemble", "not yet supported", "bbb"]);
+    let stderr = f.train_fails(&f.good_csv(), &["--method", "mc-dropout", "--dropout", "1"]);
+    mentions(&stderr, &["dropout", "[0, 1)"]);
+    let stderr = f.train_fails(&f.good_csv(), &["--method", "ensemble", "--members", "0"]);
+    mentions(&stderr, &["members", "at least 1"]);
+}
+
+#[test]
+fn classify_refuses_real_valued_labels_and_a_likelihood() {
+    let f = Fixture::new(ROWS);
+    // The diabetes target is a real number: not class indices.
+    let stderr = f.train_fails(&f.good_csv(), &["--task", "classify"]);
+    mentions(&stderr, &["label", "classify", "0..K-1"]);
+    let stderr = f.train_fails(
+        &f.good_csv(),
+        &["--task", "classify", "--likelihood", "heteroscedastic"],
+    );
+    mentions(&stderr, &["--likelihood", "categorical"]);
+}
+
+#[test]
+fn recalibration_must_fit_the_task() {
+    let f = Fixture::new(ROWS);
+    let stderr = f.train_fails(
+        &f.good_csv(),
+        &[
+            "--calibration-fraction",
+            "0.2",
+            "--recalibrate",
+            "temperature",
+        ],
+    );
+    mentions(&stderr, &["recalibrate", "temperature", "--task classify"]);
 }
 
 #[test]
@@ -564,7 +610,11 @@ fn newer_format_version() {
     let path = model.join("model.json");
     let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(v["format_version"], serde_json::json!(1), "{json}");
+    assert_eq!(
+        v["format_version"],
+        serde_json::json!(candle_bnn::checkpoint::FORMAT_VERSION),
+        "{json}"
+    );
     v["format_version"] = serde_json::json!(99);
     let edited = serde_json::to_string_pretty(&v).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&path, edited).unwrap_or_else(|e| panic!("{e}"));

@@ -52,14 +52,19 @@ fn predict(model: &Path, data: &Path, extra: &[&str]) -> Output {
         "--samples",
         "20",
     ]);
-    // Flag-value pairs in `extra` replace the defaults above.
+    with_flags(&mut args, extra);
+    succeeds(&args)
+}
+
+/// Adds the flag-value pairs of `extra` to `args`, replacing the value of a
+/// flag already there.
+fn with_flags(args: &mut Vec<String>, extra: &[&str]) {
     for pair in extra.chunks(2) {
         match (args.iter().position(|a| a == pair[0]), pair.get(1)) {
             (Some(at), Some(value)) => args[at + 1] = value.to_string(),
             _ => args.extend(strings(pair)),
         }
     }
-    succeeds(&args)
 }
 
 /// Every file of `dir` by name, with its bytes.
@@ -564,4 +569,206 @@ fn eval_help_lists_every_flag() {
 #[test]
 fn help_subcommand_works_too() {
     help_mentions(&["help", "train"], &["--data", "--target", "--out"]);
+}
+
+// ---------------------------------------------------------------------------
+// MC dropout, ensembles, and classification
+// ---------------------------------------------------------------------------
+
+/// `bnn train --json` with `extra` flags on `data`; returns the model
+/// directory and the parsed JSON.
+fn train_json(
+    f: &Fixture,
+    data: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (PathBuf, serde_json::Value) {
+    let model = f.path(name);
+    let mut args = f.train_args(data, &model, 1);
+    with_flags(&mut args, extra);
+    args.push("--json".into());
+    let out = succeeds(&args);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("train --json: {e}: {}", text(&out.stdout)));
+    (model, json)
+}
+
+#[test]
+fn mc_dropout_and_ensemble_train_predict_and_eval() {
+    let f = Fixture::new(ROWS);
+    let data = f.good_csv();
+    for (method, extra) in [
+        ("mc-dropout", &["--dropout", "0.1"][..]),
+        ("ensemble", &["--members", "4"][..]),
+    ] {
+        let mut flags = vec!["--method", method];
+        flags.extend(extra);
+        let (model, json) = train_json(&f, &data, method, &flags);
+        assert_eq!(json["method"], method);
+        assert_eq!(json["task"], "regression");
+        assert_eq!(model_json(&model)["method"], method);
+        // 20 samples: a multiple of the 4 members. Reloading replays the
+        // same masks, so two predictions are identical.
+        let first = text(&predict(&model, &data, &[]).stdout);
+        assert_eq!(first, text(&predict(&model, &data, &[]).stdout), "{method}");
+        let (header, rows) = parse_table(&first);
+        assert_eq!(header, "mean,std,lower,upper,epistemic_std,aleatoric_std");
+        assert_eq!(rows.len(), ROWS);
+        for [mean, std, lower, upper, epistemic, aleatoric] in rows {
+            assert!(
+                lower < mean && mean < upper,
+                "{method}: {lower} {mean} {upper}"
+            );
+            // total variance = epistemic + aleatoric (f64 rounding only).
+            let total = epistemic * epistemic + aleatoric * aleatoric;
+            assert!((std * std - total).abs() <= 1e-9 * total, "{method}");
+        }
+        let out = succeeds(&strings(&[
+            "eval",
+            "--model",
+            &p(&model),
+            "--data",
+            &p(&data),
+            "--json",
+        ]));
+        let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert!(eval["rmse"].as_f64().is_some_and(f64::is_finite), "{eval}");
+    }
+    // An ensemble's mixture weighs every member equally: the sample count
+    // must be a multiple of the members.
+    let stderr = fails(&strings(&[
+        "predict",
+        "--model",
+        &p(&f.path("ensemble")),
+        "--data",
+        &p(&data),
+        "--samples",
+        "7",
+    ]));
+    assert!(
+        stderr.contains("samples") && stderr.contains("multiple"),
+        "{stderr}"
+    );
+}
+
+/// The fixture with its target replaced by a class: which third of the
+/// target's range (0, 1, 2) a row falls in.
+fn three_class_csv(f: &Fixture) -> PathBuf {
+    let target: Vec<f64> = f.lines[1..]
+        .iter()
+        .map(|l| {
+            l.rsplit(',')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    let (lo, hi) = target
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    f.write_edited("classes.csv", |line, fields| {
+        if line > 1 {
+            let v = target[line - 2];
+            let class = ((v - lo) / (hi - lo) * 3.0).floor().min(2.0);
+            if let Some(last) = fields.last_mut() {
+                *last = class.to_string();
+            }
+        }
+    })
+}
+
+#[test]
+fn classify_end_to_end_with_temperature() {
+    let f = Fixture::new(120);
+    let data = three_class_csv(&f);
+    let (model, json) = train_json(
+        &f,
+        &data,
+        "clf",
+        &[
+            "--task",
+            "classify",
+            "--epochs",
+            "40",
+            "--hidden",
+            "16",
+            "--calibration-fraction",
+            "0.25",
+            "--recalibrate",
+            "temperature",
+        ],
+    );
+    assert_eq!(json["task"], "classification");
+    assert_eq!(json["classes"], 3);
+    assert_eq!(json["n_calibration"], 30);
+    assert!(model_json(&model)["temperature"]
+        .as_f64()
+        .is_some_and(|t| t > 0.0));
+
+    let table = text(&predict(&model, &data, &[]).stdout);
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next(),
+        Some("class,confidence,entropy,mutual_information,p_0,p_1,p_2")
+    );
+    for line in lines {
+        let v: Vec<f64> = line
+            .split(',')
+            .map(|x| x.parse().unwrap_or(f64::NAN))
+            .collect();
+        let probs = &v[4..];
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{line}");
+        // The class is the most probable one, and its probability the confidence.
+        assert_eq!(probs[v[0] as usize], v[1], "{line}");
+        assert!(probs.iter().all(|&q| q <= v[1]), "{line}");
+        // Entropy of three classes lies in [0, ln 3].
+        assert!((0.0..=3f64.ln() + 1e-12).contains(&v[2]), "{line}");
+    }
+
+    let plots = f.path("plots");
+    let out = succeeds(&strings(&[
+        "eval",
+        "--model",
+        &p(&model),
+        "--data",
+        &p(&data),
+        "--json",
+        "--plots",
+        &p(&plots),
+    ]));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    for key in [
+        "accuracy",
+        "nll",
+        "brier",
+        "ece",
+        "mce",
+        "entropy",
+        "mutual_information",
+    ] {
+        assert!(
+            eval[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {eval}"
+        );
+    }
+    // A third of the rows per class would be chance; the training rows are
+    // far easier than that after 40 epochs (measured 0.69; the bound leaves
+    // room for float differences across machines).
+    assert!(
+        eval["accuracy"].as_f64().is_some_and(|a| a > 0.45),
+        "{eval}"
+    );
+    assert!(plots.join("reliability.png").is_file());
+
+    // Regression recalibrations do not apply to a classifier.
+    let stderr = fails(&strings(&[
+        "calibrate",
+        "--model",
+        &p(&model),
+        "--data",
+        &p(&data),
+        "--method",
+        "scale",
+    ]));
+    assert!(stderr.contains("temperature"), "{stderr}");
 }

@@ -189,7 +189,7 @@ fn load_files(files: &[(&str, &[u8])]) -> Result<candle_bnn::Result<()>, TestCas
 
 fn load_dir(dir: &Path) -> Result<candle_bnn::Result<()>, TestCaseError> {
     no_panic("checkpoint::load", || {
-        checkpoint::load(dir, &Device::Cpu).map(|_| ())
+        checkpoint::load_regressor(dir, &Device::Cpu).map(|_| ())
     })
 }
 

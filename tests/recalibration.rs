@@ -55,7 +55,7 @@ fn recalibration_changes_predictions_and_survives_save_and_load() -> Result<()> 
             source: e,
         })?;
         checkpoint::save(&model, dir.path())?;
-        let loaded = checkpoint::load(dir.path(), &Device::Cpu)?;
+        let loaded = checkpoint::load_regressor(dir.path(), &Device::Cpu)?;
         assert_eq!(loaded.recalibration(), model.recalibration(), "{method}");
         let again = loaded.predict(&fresh.x, 50)?;
         assert_eq!(again, dist, "{method}: reloaded predictions differ");

@@ -12,7 +12,7 @@ use candle_bnn::model::BayesMlpConfig;
 use candle_bnn::prior::LayerPrior;
 use candle_bnn::regressor::BayesRegressor;
 use candle_bnn::train::TrainConfig;
-use candle_bnn::Result;
+use candle_bnn::{Network, Result};
 use candle_core::Device;
 use clap::Args;
 use serde_json::json;
@@ -145,8 +145,11 @@ fn baseline_rmse(train: &Dataset, test: &Dataset) -> f64 {
 }
 
 fn print_weight_decay(regressor: &BayesRegressor, n: usize) -> Result<()> {
+    let Network::Bbb(model) = regressor.model() else {
+        return Ok(());
+    };
     print!("  the L2 part is weight decay lambda = 1/(2 sigma_p² N) on the means:");
-    for (i, layer) in regressor.model().layers().iter().enumerate() {
+    for (i, layer) in model.layers().iter().enumerate() {
         if let LayerPrior::Gaussian { sigma, .. } = *layer.prior() {
             print!(
                 "  layer {i}: {:.2e}",

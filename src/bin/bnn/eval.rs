@@ -1,15 +1,21 @@
-//! `bnn eval`: score a saved model on a labelled CSV file.
+//! `bnn eval`: score a saved model (regressor or classifier) on a labelled
+//! CSV file.
 
 use std::path::PathBuf;
 
 use candle_bnn::calibrate::Recalibration;
-use candle_bnn::checkpoint;
-use candle_bnn::data::read_csv;
-use candle_bnn::figures::{plot_calibration_curve, plot_predicted_vs_actual};
-use candle_bnn::metrics::{calibration_curve_from_pit, calibration_levels, mpiw, nll, picp, rmse};
+use candle_bnn::checkpoint::{self, SavedModel};
+use candle_bnn::classifier::class_labels;
+use candle_bnn::data::{read_csv, Dataset};
+use candle_bnn::figures::{
+    plot_calibration_curve, plot_predicted_vs_actual, plot_reliability_diagram,
+};
+use candle_bnn::metrics::{
+    calibration_curve_from_pit, calibration_levels, mpiw, nll, picp, reliability_diagram, rmse,
+    ClassificationReport, ECE_BINS,
+};
 use candle_bnn::predictive::GaussianMixture;
-use candle_bnn::BayesRegressor;
-use candle_bnn::Result;
+use candle_bnn::{BayesClassifier, BayesRegressor, Result};
 use candle_core::Device;
 use clap::Args;
 use serde_json::json;
@@ -35,17 +41,79 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Write figures to this folder: the calibration curve (before and after
-    /// the model's recalibration) and predicted vs actual with 90% intervals.
+    /// Write figures to this folder. Regression: the calibration curve
+    /// (before and after the model's recalibration) and predicted vs actual
+    /// with 90% intervals; classification: the reliability diagram.
     #[arg(long)]
     plots: Option<PathBuf>,
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     check_level_and_samples(0.5, args.samples)?;
-    let regressor = checkpoint::load(&args.model, &Device::Cpu)?;
-    let target = args.target.as_deref().unwrap_or(regressor.target_name());
-    let data = read_csv(&args.data, target, Some(regressor.feature_names()))?;
+    let model = checkpoint::load(&args.model, &Device::Cpu)?;
+    let target = args.target.as_deref().unwrap_or(model.target_name());
+    let data = read_csv(&args.data, target, Some(model.feature_names()))?;
+    match &model {
+        SavedModel::Regressor(r) => eval_regression(args, r, &data),
+        SavedModel::Classifier(c) => eval_classification(args, c, &data),
+    }
+}
+
+/// Accuracy, NLL, Brier, ECE/MCE, entropy and mutual information; with
+/// `--plots`, the reliability diagram (after the temperature, if fitted).
+fn eval_classification(
+    args: &EvalArgs,
+    classifier: &BayesClassifier,
+    data: &Dataset,
+) -> Result<()> {
+    let labels = class_labels(&data.y, classifier.classes())?;
+    let dist = classifier.predict(&data.x, args.samples)?;
+    let report = ClassificationReport::new(&dist, &labels)?;
+    if let Some(dir) = &args.plots {
+        let bins = reliability_diagram(&dist, &labels, ECE_BINS)?;
+        let path = dir.join("reliability.png");
+        plot_reliability_diagram(&path, "Reliability diagram", &bins, report.ece)?;
+        eprintln!("figures written to {}", dir.display());
+    }
+    let target = &data.target_name;
+    if args.json {
+        let mut out = serde_json::to_value(report)?;
+        out["n"] = json!(data.len());
+        out["target"] = json!(target);
+        out["samples"] = json!(args.samples);
+        out["temperature"] = json!(classifier.temperature());
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "{} rows of {}, label '{target}', {} classes, {} posterior samples",
+        data.len(),
+        args.data.display(),
+        classifier.classes(),
+        args.samples
+    );
+    if let Some(t) = classifier.temperature() {
+        println!("  probabilities tempered with T = {t:.4} (fitted on held-out rows)");
+    }
+    let rows = [
+        ("accuracy", report.accuracy),
+        ("NLL (nats)", report.nll),
+        ("Brier score", report.brier),
+        ("ECE (15 bins)", report.ece),
+        ("MCE (15 bins)", report.mce),
+        ("mean predictive entropy (nats)", report.entropy),
+        ("mean mutual information (nats)", report.mutual_information),
+    ];
+    for (name, value) in rows {
+        println!("  {name:<34} {value:>10.4}");
+    }
+    Ok(())
+}
+
+/// RMSE, log-likelihood, PICP and MPIW; with `--plots`, the calibration
+/// curve and predicted vs actual.
+fn eval_regression(args: &EvalArgs, regressor: &BayesRegressor, data: &Dataset) -> Result<()> {
+    let target = &data.target_name;
     let dist = regressor.predict(&data.x, args.samples)?;
     let rmse = rmse(&dist.mean(), &data.y)?;
     let ll = -nll(&dist, &data.y)?;
@@ -56,7 +124,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     if let Some(dir) = &args.plots {
         let raw = regressor.predict_raw(&data.x, args.samples)?;
-        write_plots(dir, &regressor, &data.y, &raw, &dist)?;
+        write_plots(dir, regressor, &data.y, &raw, &dist)?;
     }
     if args.json {
         let recalibration = regressor.recalibration().method().map(|m| m.to_string());
@@ -128,6 +196,6 @@ fn write_plots(
         &iv.upper,
         0.9,
     )?;
-    println!("figures written to {}", dir.display());
+    eprintln!("figures written to {}", dir.display());
     Ok(())
 }

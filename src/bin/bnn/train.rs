@@ -1,18 +1,23 @@
 //! `bnn train`: fit a model to a CSV file and save it as a model directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use candle_bnn::calibrate::RecalibrationMethod;
-use candle_bnn::checkpoint;
-use candle_bnn::data::read_csv;
+use candle_bnn::checkpoint::{self, SavedModel};
+use candle_bnn::classifier::class_labels;
+use candle_bnn::data::{read_csv, Dataset};
 use candle_bnn::elbo::KlSchedule;
+use candle_bnn::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use candle_bnn::likelihood::LikelihoodKind;
 use candle_bnn::model::BayesMlpConfig;
-use candle_bnn::posterior::DEFAULT_INIT_SCALE;
 use candle_bnn::train::TrainConfig;
-use candle_bnn::{Activation, BayesRegressor, Error, Estimator, Prior, Result};
+use candle_bnn::{
+    Activation, BayesClassifier, BayesRegressor, Error, Estimator, McDropoutConfig, NetworkSpec,
+    Prior, Result,
+};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
+
+use crate::calibrate::{calibrate, CalibrationMethod};
 use serde_json::json;
 
 /// The model family.
@@ -20,10 +25,19 @@ use serde_json::json;
 pub enum Method {
     /// Bayes by Backprop: factored Gaussian posterior per weight.
     Bbb,
-    /// Monte Carlo dropout (not yet supported).
+    /// Monte Carlo dropout: dropout kept on at prediction.
     McDropout,
-    /// Deep ensemble (not yet supported).
+    /// Deep ensemble: independently initialized networks.
     Ensemble,
+}
+
+/// What the model predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// A real-valued target (Gaussian likelihood).
+    Regress,
+    /// Class labels 0..K-1 (categorical likelihood, K from the data).
+    Classify,
 }
 
 /// The noise model of the regression head.
@@ -40,7 +54,7 @@ pub struct TrainArgs {
     /// CSV file with a header row.
     #[arg(long)]
     data: PathBuf,
-    /// Name of the target column.
+    /// Name of the target column (class indices 0..K-1 with --task classify).
     #[arg(long)]
     target: String,
     /// Model directory to write (created, or replaced atomically if it holds a model).
@@ -49,6 +63,9 @@ pub struct TrainArgs {
     /// Feature columns, comma-separated [default: every other column].
     #[arg(long, value_delimiter = ',')]
     features: Option<Vec<String>>,
+    /// Regression or classification.
+    #[arg(long, value_enum, default_value_t = Task::Regress)]
+    task: Task,
     /// Model family.
     #[arg(long, value_enum, default_value_t = Method::Bbb)]
     method: Method,
@@ -60,17 +77,30 @@ pub struct TrainArgs {
     activation: Activation,
     /// Prior over weights, also their initializer: he | glorot | lecun |
     /// gaussian:SIGMA or gaussian:SIGMA@MEAN | laplace:B | mixture:PI,SIGMA1,SIGMA2.
+    /// MC dropout and ensembles use it as the initializer.
     #[arg(long, default_value = "he")]
     prior: Prior,
-    /// How outputs are sampled: reparam | local | flipout.
-    #[arg(long, default_value = "local")]
-    estimator: Estimator,
-    /// Noise model of the likelihood.
-    #[arg(long, value_enum, default_value_t = NoiseModel::Homoscedastic)]
-    likelihood: NoiseModel,
-    /// Initial posterior std as a fraction of the prior std.
-    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_INIT_SCALE)]
-    init_scale: f64,
+    /// BBB only: how outputs are sampled: reparam | local | flipout [default: local].
+    #[arg(long)]
+    estimator: Option<Estimator>,
+    /// BBB only: initial posterior std as a fraction of the prior std
+    /// [default: 0.01].
+    #[arg(long, allow_negative_numbers = true)]
+    init_scale: Option<f64>,
+    /// MC dropout only: dropout rate before every weight layer [default: 0.05].
+    #[arg(long, allow_negative_numbers = true)]
+    dropout: Option<f64>,
+    /// MC dropout only: prior length-scale l of the weight decay
+    /// l²(1-p)/(2N tau) [default: 0.01].
+    #[arg(long, allow_negative_numbers = true)]
+    length_scale: Option<f64>,
+    /// Ensemble only: number of networks [default: 5].
+    #[arg(long)]
+    members: Option<usize>,
+    /// Regression only: noise model of the likelihood [default:
+    /// heteroscedastic for ensembles, homoscedastic otherwise].
+    #[arg(long, value_enum)]
+    likelihood: Option<NoiseModel>,
     /// Passes over the training data.
     #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
@@ -87,9 +117,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     calibration_fraction: f64,
     /// Recalibration fitted on the held-out rows and saved with the model:
-    /// scale | isotonic | conformal (needs --calibration-fraction > 0).
-    #[arg(long)]
-    recalibrate: Option<RecalibrationMethod>,
+    /// scale | isotonic | conformal (regression), temperature
+    /// (classification); needs --calibration-fraction > 0.
+    #[arg(long, value_enum)]
+    recalibrate: Option<CalibrationMethod>,
     /// Posterior samples per prediction when recalibrating.
     #[arg(long, default_value_t = 100)]
     samples: usize,
@@ -101,18 +132,120 @@ pub struct TrainArgs {
     json: bool,
 }
 
-pub fn run(args: &TrainArgs) -> Result<()> {
-    if args.method != Method::Bbb {
-        let name = args
-            .method
-            .to_possible_value()
-            .map_or(String::new(), |v| v.get_name().to_string());
+/// Refuses a family-specific flag given with another family.
+fn only_for<T>(value: Option<T>, flag: &str, method: Method, wanted: Method) -> Result<()> {
+    if value.is_some() && method != wanted {
         return Err(Error::invalid(
-            "method",
-            name,
-            "bbb (mc-dropout and ensemble are not yet supported)",
+            flag,
+            format!("a value with --method {}", value_name(method)),
+            format!("--{flag} only with --method {}", value_name(wanted)),
         ));
     }
+    Ok(())
+}
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or(String::new(), |v| v.get_name().to_string())
+}
+
+impl TrainArgs {
+    /// The architecture on `input_dim` features with the head `likelihood`,
+    /// after checking that every family-specific flag fits `--method`.
+    fn spec(&self, input_dim: usize, likelihood: LikelihoodKind) -> Result<NetworkSpec> {
+        let m = self.method;
+        only_for(self.estimator, "estimator", m, Method::Bbb)?;
+        only_for(self.init_scale, "init-scale", m, Method::Bbb)?;
+        only_for(self.dropout, "dropout", m, Method::McDropout)?;
+        only_for(self.length_scale, "length-scale", m, Method::McDropout)?;
+        only_for(self.members, "members", m, Method::Ensemble)?;
+        let spec = match m {
+            Method::Bbb => {
+                let defaults = BayesMlpConfig::new(input_dim, &self.hidden);
+                NetworkSpec::Bbb(BayesMlpConfig {
+                    activation: self.activation,
+                    prior: self.prior,
+                    estimator: self.estimator.unwrap_or(defaults.estimator),
+                    init_scale: self.init_scale.unwrap_or(defaults.init_scale),
+                    likelihood,
+                    ..defaults
+                })
+            }
+            Method::McDropout => {
+                let defaults = McDropoutConfig::new(input_dim, &self.hidden);
+                NetworkSpec::McDropout(McDropoutConfig {
+                    activation: self.activation,
+                    prior: self.prior,
+                    dropout: self.dropout.unwrap_or(defaults.dropout),
+                    length_scale: self.length_scale.unwrap_or(defaults.length_scale),
+                    likelihood,
+                    ..defaults
+                })
+            }
+            Method::Ensemble => {
+                let mut config = EnsembleConfig::new(
+                    input_dim,
+                    &self.hidden,
+                    self.members.unwrap_or(DEFAULT_MEMBERS),
+                );
+                config.member.activation = self.activation;
+                config.member.prior = self.prior;
+                config.member.likelihood = likelihood;
+                NetworkSpec::Ensemble(config)
+            }
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The likelihood head: `--likelihood` for regression (its default
+    /// depends on the family), a categorical head over `classes` for
+    /// classification (where `--likelihood` is refused).
+    fn head(&self, classes: usize) -> Result<LikelihoodKind> {
+        match (self.task, self.likelihood) {
+            (Task::Classify, Some(l)) => Err(Error::invalid(
+                "likelihood",
+                value_name(l),
+                "no --likelihood with --task classify (the head is categorical)",
+            )),
+            (Task::Classify, None) => Ok(LikelihoodKind::Categorical { classes }),
+            (Task::Regress, l) => {
+                let default = match self.method {
+                    Method::Ensemble => NoiseModel::Heteroscedastic,
+                    _ => NoiseModel::Homoscedastic,
+                };
+                Ok(match l.unwrap_or(default) {
+                    NoiseModel::Homoscedastic => LikelihoodKind::Homoscedastic,
+                    NoiseModel::Heteroscedastic => LikelihoodKind::Heteroscedastic,
+                })
+            }
+        }
+    }
+}
+
+/// The number of classes `K = max label + 1` of class-index labels, at least
+/// 2 and at most one per row.
+fn count_classes(data: &Dataset, path: &Path) -> Result<usize> {
+    let max = data.y.iter().copied().fold(0.0, f64::max);
+    let rows = data.len().max(2);
+    if !(max >= 1.0 && max < rows as f64) {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            line: None,
+            column: Some(data.target_name.clone()),
+            message: format!(
+                "the largest label in '{}' is {max}; --task classify expects class indices 0..K-1 with 2 <= K <= the number of rows ({})",
+                data.target_name,
+                data.len()
+            ),
+        });
+    }
+    let classes = max as usize + 1;
+    class_labels(&data.y, classes)?;
+    Ok(classes)
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
     let train = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -136,19 +269,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
     }
-    let likelihood = match args.likelihood {
-        NoiseModel::Homoscedastic => LikelihoodKind::Homoscedastic,
-        NoiseModel::Heteroscedastic => LikelihoodKind::Heteroscedastic,
-    };
-    let with_input = |input_dim| BayesMlpConfig {
-        activation: args.activation,
-        prior: args.prior,
-        estimator: args.estimator,
-        likelihood,
-        init_scale: args.init_scale,
-        ..BayesMlpConfig::new(input_dim, &args.hidden)
-    };
-    with_input(1).validate()?;
+    // Every flag is checked before the data is read (2 classes stand in for
+    // the count the labels will give).
+    args.spec(1, args.head(2)?)?;
     let fraction = args.calibration_fraction;
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::invalid(
@@ -160,12 +283,28 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.recalibrate.is_some() != (fraction > 0.0) {
         return Err(Error::invalid(
             "recalibrate",
-            args.recalibrate.map_or("none".into(), |m| m.to_string()),
+            args.recalibrate.map_or("none".into(), |m| m.name()),
             "a method together with --calibration-fraction > 0, or neither",
+        ));
+    }
+    let recalibration_fits_task = match args.recalibrate.map(|m| m.for_regression()) {
+        Some(Some(_)) => args.task == Task::Regress,
+        Some(None) => args.task == Task::Classify,
+        None => true,
+    };
+    if !recalibration_fits_task {
+        return Err(Error::invalid(
+            "recalibrate",
+            args.recalibrate.map_or(String::new(), |m| m.name()),
+            "scale, isotonic or conformal with --task regress; temperature with --task classify",
         ));
     }
 
     let all = read_csv(&args.data, &args.target, args.features.as_deref())?;
+    let classes = match args.task {
+        Task::Classify => count_classes(&all, &args.data)?,
+        Task::Regress => 0,
+    };
     let (data, held_out) = match args.recalibrate {
         Some(_) => {
             let (data, held_out) = all.train_test_split(fraction, args.seed)?;
@@ -173,32 +312,42 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         None => (all, None),
     };
-    let mut regressor =
-        BayesRegressor::fit(&data, with_input(data.n_features()), &train, &Device::Cpu)?;
+    let spec = args.spec(data.n_features(), args.head(classes)?)?;
+    let device = Device::Cpu;
+    let mut model: SavedModel = match args.task {
+        Task::Regress => BayesRegressor::fit(&data, spec, &train, &device)?.into(),
+        Task::Classify => BayesClassifier::fit(&data, &spec, &train, &device)?.into(),
+    };
     if let (Some(method), Some(held_out)) = (args.recalibrate, &held_out) {
-        regressor.calibrate(method, held_out, args.samples)?;
+        calibrate(&mut model, method, held_out, args.samples, "recalibrate")?;
     }
-    for j in regressor.x_scaler().constant_columns() {
+    let (x_scaler, report) = match &model {
+        SavedModel::Regressor(r) => (r.x_scaler(), r.report()),
+        SavedModel::Classifier(c) => (c.x_scaler(), c.report()),
+    };
+    for j in x_scaler.constant_columns() {
         eprintln!(
             "warning: feature '{}' is constant in {}; it was kept with scale 1 and carries no information",
             data.feature_names[j],
             args.data.display()
         );
     }
-    checkpoint::save(&regressor, &args.out)?;
+    checkpoint::save(&model, &args.out)?;
 
-    let report = regressor.report();
     let terms = report.last().map(|e| e.terms);
+    let network = model.network();
     if args.json {
         let out = json!({
-            "method": "bbb",
+            "method": network.spec().method(),
+            "task": model.task().to_string(),
+            "classes": (classes > 0).then_some(classes),
             "epochs": args.epochs,
             "seconds": report.seconds,
             "seconds_per_epoch": report.seconds / args.epochs as f64,
             "final": terms,
             "n_train": data.len(),
             "n_calibration": held_out.as_ref().map_or(0, |h| h.len()),
-            "recalibration": args.recalibrate.map(|m| m.to_string()),
+            "recalibration": args.recalibrate.map(|m| m.name()),
             "features": data.feature_names,
             "target": data.target_name,
             "out": args.out.display().to_string(),
@@ -207,8 +356,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("{out}");
     } else {
         println!(
-            "trained {} on {} rows x {} features in {:.1} s",
-            regressor.model(),
+            "trained {network} on {} rows x {} features in {:.1} s",
             data.len(),
             data.n_features(),
             report.seconds
