@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor};
 
 use crate::calibrate::{apply_temperature, check_temperature, fit_temperature};
 use crate::data::{Dataset, Standardizer};
+use crate::ensemble::EnsembleConfig;
 use crate::likelihood::LikelihoodKind;
 use crate::mc_dropout::McDropoutConfig;
 use crate::model::{BayesMlpConfig, StochasticModel};
@@ -46,6 +47,18 @@ pub fn mc_dropout_classifier(
         likelihood: LikelihoodKind::Categorical { classes },
         ..McDropoutConfig::new(input_dim, hidden)
     })
+}
+
+/// A deep-ensemble classifier: `members` plain MLPs
+/// ([`EnsembleConfig::new`]) with a `classes`-way softmax head.
+pub fn ensemble_classifier(
+    input_dim: usize,
+    hidden: &[usize],
+    classes: usize,
+    members: usize,
+) -> NetworkSpec {
+    NetworkSpec::Ensemble(EnsembleConfig::new(input_dim, hidden, members))
+        .with_likelihood(LikelihoodKind::Categorical { classes })
 }
 
 /// The number of classes `K` of a categorical head, or an error naming
