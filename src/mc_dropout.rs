@@ -142,8 +142,18 @@ impl McDropoutMlp {
                 Ok((Var::from_tensor(&w)?, Var::from_tensor(&b)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let dropout = McDropout::new(config.dropout, noise.clone())?;
         let likelihood = Likelihood::new(config.likelihood, device)?;
+        Self::assemble(config, layers, likelihood, noise)
+    }
+
+    /// The network of trained or fresh parts; the masks come from `noise`.
+    fn assemble(
+        config: McDropoutConfig,
+        layers: Vec<(Var, Var)>,
+        likelihood: Likelihood,
+        noise: NoiseSource,
+    ) -> Result<Self> {
+        let dropout = McDropout::new(config.dropout, noise.clone())?;
         Ok(Self {
             config,
             layers,
@@ -188,15 +198,7 @@ impl McDropoutMlp {
             })
             .collect::<Result<Vec<_>>>()?;
         let likelihood = store.take_likelihood(config.likelihood, prefix)?;
-        let noise = NoiseSource::new(seed);
-        let dropout = McDropout::new(config.dropout, noise.clone())?;
-        Ok(Self {
-            config,
-            layers,
-            dropout,
-            likelihood,
-            noise,
-        })
+        Self::assemble(config, layers, likelihood, NoiseSource::new(seed))
     }
 
     /// The configuration.

@@ -67,6 +67,14 @@ fn with_flags(args: &mut Vec<String>, extra: &[&str]) {
     }
 }
 
+/// `bnn eval --json` of `model` on `data` with `extra` flags, parsed.
+fn eval_json(model: &Path, data: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = strings(&["eval", "--model", &p(model), "--data", &p(data), "--json"]);
+    with_flags(&mut args, extra);
+    let stdout = text(&succeeds(&args).stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
 /// Every file of `dir` by name, with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -320,19 +328,7 @@ fn eval_json_has_finite_metrics() {
     let f = Fixture::new(ROWS);
     let model = f.train("model", 1);
     let data = f.good_csv();
-    let out = succeeds(&strings(&[
-        "eval",
-        "--model",
-        &p(&model),
-        "--data",
-        &p(&data),
-        "--samples",
-        "20",
-        "--json",
-    ]));
-    let stdout = text(&out.stdout);
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let v = eval_json(&model, &data, &["--samples", "20"]);
     let num = |key: &str| -> f64 {
         match v.get(key).and_then(serde_json::Value::as_f64) {
             Some(x) => x,
@@ -623,15 +619,7 @@ fn mc_dropout_and_ensemble_train_predict_and_eval() {
             let total = epistemic * epistemic + aleatoric * aleatoric;
             assert!((std * std - total).abs() <= 1e-9 * total, "{method}");
         }
-        let out = succeeds(&strings(&[
-            "eval",
-            "--model",
-            &p(&model),
-            "--data",
-            &p(&data),
-            "--json",
-        ]));
-        let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let eval = eval_json(&model, &data, &[]);
         assert!(eval["rmse"].as_f64().is_some_and(f64::is_finite), "{eval}");
     }
     // An ensemble's mixture weighs every member equally: the sample count
@@ -726,17 +714,7 @@ fn classify_end_to_end_with_temperature() {
     }
 
     let plots = f.path("plots");
-    let out = succeeds(&strings(&[
-        "eval",
-        "--model",
-        &p(&model),
-        "--data",
-        &p(&data),
-        "--json",
-        "--plots",
-        &p(&plots),
-    ]));
-    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let eval = eval_json(&model, &data, &["--plots", &p(&plots)]);
     for key in [
         "accuracy",
         "nll",
