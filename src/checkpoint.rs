@@ -297,7 +297,8 @@ struct Probe {
 ///
 /// [`Error::Checkpoint`] if `dir` is a file or a directory that holds files
 /// other than a model's (nothing is written then), or if the model holds a
-/// non-finite number; [`Error::Io`] if a file cannot be written. In every
+/// non-finite number or a per-weight prior mean (which the format cannot
+/// store); [`Error::Io`] if a file cannot be written. In every
 /// case a model already in `dir` loads as before.
 pub fn save<'a>(model: impl Into<ModelRef<'a>>, dir: &Path) -> Result<()> {
     let model = model.into();
@@ -507,6 +508,16 @@ fn unique_suffix() -> String {
 
 /// The model's variables by checkpoint name, checked to be finite `f32`.
 fn collect_tensors(network: &Network, dir: &Path) -> Result<HashMap<String, Tensor>> {
+    // The format stores the config's prior only; a per-weight prior mean
+    // would be silently lost, and the reloaded model's KL would differ.
+    if let Network::Bbb(model) = network {
+        if let Some(i) = model.layers().iter().position(|l| l.prior_mean().is_some()) {
+            return Err(checkpoint_err(
+                dir,
+                format!("refusing to save: layer {i} has a per-weight prior mean, which the model format cannot store"),
+            ));
+        }
+    }
     let mut tensors = HashMap::new();
     for (name, var) in network.named_vars() {
         let tensor = var.as_tensor().clone();

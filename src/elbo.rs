@@ -45,6 +45,29 @@ pub fn gaussian_prior_weight_decay(sigma_p: f64, n_data: usize) -> Result<f64> {
     Ok(1.0 / (2.0 * sigma_p * sigma_p * n_data as f64))
 }
 
+/// The L1 coefficient that a Laplace prior `p(w) = exp(-|w|/b) / (2b)` puts
+/// on the weights of a MAP fit in the per-example loss: `-ln p(w) / N` equals
+/// `lambda_1 · Σ |w|` plus a constant, with
+///
+/// ```text
+/// lambda_1 = 1 / (b N)
+/// ```
+///
+/// (Tibshirani 1996: the lasso estimate is the posterior mode under a Laplace prior).
+pub fn laplace_prior_l1_decay(b: f64, n_data: usize) -> Result<f64> {
+    if !(b.is_finite() && b > 0.0) {
+        return Err(Error::invalid("prior b", b, "a finite number > 0"));
+    }
+    if n_data == 0 {
+        return Err(Error::invalid(
+            "n_data",
+            0,
+            "the training-set size, at least 1",
+        ));
+    }
+    Ok(1.0 / (b * n_data as f64))
+}
+
 /// The weight decay of MC dropout (Gal & Ghahramani 2016, eq. 7 and the UCI
 /// experiments): with prior length-scale `l`, dropout rate `p`, model
 /// precision `tau` and `N` training rows,

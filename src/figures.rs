@@ -9,7 +9,9 @@
 //! - [`plot_predicted_vs_actual`]: predicted mean with interval error bars
 //!   against the actual value, one point per test example;
 //! - [`plot_reliability_diagram`]: a classifier's accuracy against its
-//!   confidence per bin, with the ECE (Guo et al. 2017).
+//!   confidence per bin, with the ECE (Guo et al. 2017);
+//! - [`plot_lines`]: named curves `y(x)` on shared axes (a study's sweep or
+//!   a quantity over training epochs).
 //!
 //! The functions take plain slices, never a model, so they draw whatever the
 //! predictive and metrics code computed. Inputs are validated first (lengths,
@@ -34,6 +36,21 @@ pub const PREDICTIVE_1D_SIZE: (u32, u32) = (800, 500);
 pub const CALIBRATION_CURVE_SIZE: (u32, u32) = (600, 600);
 /// Size in pixels (width, height) of [`plot_predicted_vs_actual`]'s PNG.
 pub const PREDICTED_VS_ACTUAL_SIZE: (u32, u32) = (600, 600);
+
+/// Size in pixels (width, height) of [`plot_lines`]'s PNG.
+pub const LINES_SIZE: (u32, u32) = (800, 500);
+/// [`plot_lines`] marks every point of a curve with at most this many points
+/// (a sweep); longer curves (e.g. one point per epoch) are lines only.
+pub const MAX_MARKED_POINTS: usize = 40;
+
+/// One named curve of [`plot_lines`]: `(x, y)` points, drawn in the given order.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    /// Legend text.
+    pub label: &'a str,
+    /// The points.
+    pub points: &'a [(f64, f64)],
+}
 
 /// A central predictive interval over a grid: at each grid point, the
 /// interval `[lower, upper]` that holds a fraction `level` of the predictive
@@ -446,6 +463,77 @@ pub fn plot_reliability_diagram(
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], bar.filled()));
         chart.draw_series(drawn.iter().map(|b| Rectangle::new(gap_box(b), gap_edge)))?;
         draw_ideal_diagonal(&mut chart, 0.0..1.0)?;
+        legend(&mut chart, &labels, &ink)
+    })
+}
+
+/// Draws named curves `y(x)` on shared axes, one colour each, with markers
+/// on curves of at most [`MAX_MARKED_POINTS`] points, axis labels
+/// `(x_label, y_label)` and a legend in the emptiest corner. The PNG is
+/// [`LINES_SIZE`] (800×500); the parent directory of `path` is created when
+/// missing.
+///
+/// # Errors
+///
+/// - [`Error::InvalidParameter`] when `lines` or a line's points are empty,
+///   or a coordinate is not finite;
+/// - [`Error::Io`] when the parent directory cannot be created;
+/// - [`Error::Plot`] when drawing or writing the PNG fails.
+pub fn plot_lines(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    lines: &[Line],
+) -> Result<()> {
+    check_non_empty("lines", lines)?;
+    for (i, line) in lines.iter().enumerate() {
+        let name = format!("lines[{i}] (\"{}\")", line.label);
+        check_non_empty(&name, line.points)?;
+        if let Some(j) = line
+            .points
+            .iter()
+            .position(|(x, y)| !(x.is_finite() && y.is_finite()))
+        {
+            return Err(Error::invalid(
+                format!("{name} point {j}"),
+                format!("{:?}", line.points[j]),
+                "finite coordinates",
+            ));
+        }
+    }
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let xs: Vec<f64> = points().map(|p| p.0).collect();
+    let ys: Vec<f64> = points().map(|p| p.1).collect();
+    let (x_range, y_range) = (
+        padded_range(path, xs.iter(), 0.03)?,
+        padded_range(path, ys.iter(), 0.08)?,
+    );
+    let labels: Vec<&str> = lines.iter().map(|l| l.label).collect();
+    let ink: Vec<Ink> = lines.iter().flat_map(|l| segment_ink(l.points)).collect();
+
+    render(path, LINES_SIZE, |root| {
+        let mut chart = chart(root, title, x_range, y_range, (x_label, y_label))?;
+        for (k, line) in lines.iter().enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            let marked = line.points.len() <= MAX_MARKED_POINTS;
+            if marked {
+                chart.draw_series(
+                    line.points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
+                )?;
+            }
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))?
+                .label(line.label)
+                .legend(move |(x, y)| {
+                    let marker = Circle::new((10, 0), if marked { 4 } else { 0 }, colour.filled());
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], style)
+                        + marker
+                });
+        }
         legend(&mut chart, &labels, &ink)
     })
 }

@@ -143,6 +143,17 @@ impl TensorStore {
     }
 }
 
+fn check_layer_count(context: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            context: context.into(),
+            message: format!("{got} (weight, bias) pairs for {want} layers"),
+        })
+    }
+}
+
 /// Architecture and prior of a [`BayesMlp`]; serializable, so a saved run can
 /// be rebuilt from it.
 ///
@@ -256,6 +267,62 @@ impl BayesMlp {
             likelihood,
             noise,
         })
+    }
+
+    /// A fresh network whose posterior means start at given tensors instead
+    /// of a draw from the prior: `means[i] = (weight [out, in], bias [out])`
+    /// of layer `i`, input first (copied). The scales start at
+    /// `init_scale · std(prior)` and the KL is against `config.prior`, as in
+    /// [`Self::new`]; `seed` starts the forward-pass noise. This separates
+    /// the two roles of the prior when a study needs it: a pretrained start,
+    /// or an initializer other than the prior.
+    pub fn from_means(
+        config: BayesMlpConfig,
+        means: &[(Tensor, Tensor)],
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let sizes = config.layer_sizes();
+        check_layer_count("BayesMlp::from_means", means.len(), sizes.len() - 1)?;
+        let noise = NoiseSource::new(seed);
+        let layers = sizes
+            .windows(2)
+            .zip(means)
+            .map(|(io, (weight, bias))| {
+                let prior = config.prior.resolve(Fan {
+                    fan_in: io[0],
+                    fan_out: io[1],
+                })?;
+                BayesLinear::from_means(
+                    weight,
+                    bias,
+                    prior,
+                    config.estimator,
+                    config.init_scale,
+                    noise.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let likelihood = Likelihood::new(config.likelihood, device)?;
+        Self::from_parts(config, layers, likelihood, noise)
+    }
+
+    /// Centres every layer's Gaussian prior on per-weight means,
+    /// `means[i] = (weight [out, in], bias [out])` of layer `i`
+    /// ([`BayesLinear::with_prior_mean`]): the KL's `l2` part becomes decay
+    /// toward them. With [`Self::from_means`] on the same tensors this is
+    /// MOPED (Krishnan et al. 2020): prior and initial posterior means at
+    /// pretrained weights.
+    pub fn with_prior_means(mut self, means: &[(Tensor, Tensor)]) -> Result<Self> {
+        check_layer_count("BayesMlp::with_prior_means", means.len(), self.layers.len())?;
+        self.layers = self
+            .layers
+            .into_iter()
+            .zip(means)
+            .map(|(layer, (weight, bias))| layer.with_prior_mean(weight, bias))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self)
     }
 
     /// Reassembles a network from its parts (checkpoint loading); layer

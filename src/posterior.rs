@@ -15,7 +15,10 @@
 //! ```
 //!
 //! Only `l2` depends on `mu`, and its gradient `(mu - m) / sigma_p²` is exactly
-//! that of L2 decay with coefficient `1 / (2 sigma_p²)`. For Laplace and
+//! that of L2 decay with coefficient `1 / (2 sigma_p²)`. The mean `m` may be
+//! one number or one per weight ([`FactoredGaussian::kl_closed_form_centred`],
+//! a prior centred on pretrained weights): `l2` is then decay toward `m`
+//! and `rest` is unchanged. For Laplace and
 //! scale-mixture priors the KL is estimated by Monte Carlo on one sampled
 //! weight, `ln q(w) - ln p(w)`, reported entirely in `rest`.
 
@@ -110,6 +113,15 @@ impl FactoredGaussian {
         noise: &NoiseSource,
         device: &Device,
     ) -> Result<Self> {
+        let mu = prior.sample(shape, noise, device)?;
+        Self::from_mean(&mu, prior, init_scale)
+    }
+
+    /// Starts at given means `mu` (e.g. pretrained weights, or a draw from
+    /// another distribution than the prior) with every
+    /// `sigma_0 = init_scale · std(prior)`, on `mu`'s device. `mu` is
+    /// copied: training never writes into the caller's tensor.
+    pub fn from_mean(mu: &Tensor, prior: &LayerPrior, init_scale: f64) -> Result<Self> {
         if !(init_scale.is_finite() && init_scale > 0.0) {
             return Err(Error::invalid(
                 "init_scale",
@@ -117,10 +129,10 @@ impl FactoredGaussian {
                 "a finite number > 0",
             ));
         }
-        let shape = shape.into();
-        let mu = prior.sample(shape.clone(), noise, device)?;
         let rho0 = inverse_softplus_f64(init_scale * prior.std()) as f32;
-        let rho = Tensor::full(rho0, shape, device)?;
+        let rho = Tensor::full(rho0, mu.shape(), mu.device())?;
+        // Detached, `Var::from_tensor` copies even when `mu` is another variable.
+        let mu = mu.to_dtype(candle_core::DType::F32)?.detach();
         Self::new(Var::from_tensor(&mu)?, Var::from_tensor(&rho)?)
     }
 
@@ -172,8 +184,45 @@ impl FactoredGaussian {
                 "a Gaussian prior for the closed-form KL (use kl_monte_carlo)",
             ));
         };
+        self.gaussian_kl(&(self.mu.as_tensor() - mean)?, sp)
+    }
+
+    /// Closed-form KL to a Gaussian prior with a **per-weight mean**,
+    /// `p(w_i) = N(m_i, sigma_p²)`, `centre = [m_i]` of the posterior's shape
+    /// (e.g. pretrained weights, as MOPED centres its prior; Krishnan et al.
+    /// 2020, "Specifying Weight Priors in Bayesian Deep Neural Networks with
+    /// Empirical Bayes"):
+    ///
+    /// ```text
+    /// KL = Σ (mu_i - m_i)² / (2 sigma_p²)  +  Σ [ ln(sigma_p/sigma_i) + sigma_i²/(2 sigma_p²) - ½ ]
+    ///      └── l2: decay toward m ──┘        └────────── rest: unchanged by the centre ─────────┘
+    /// dKL/dmu_i = (mu_i - m_i) / sigma_p²
+    /// ```
+    pub fn kl_closed_form_centred(&self, centre: &Tensor, sigma_p: f64) -> Result<KlTerms> {
+        if centre.dims() != self.mu.dims() {
+            return Err(Error::Shape {
+                context: "prior mean".into(),
+                message: format!(
+                    "the prior mean is {:?} but the posterior is {:?}",
+                    centre.dims(),
+                    self.mu.dims()
+                ),
+            });
+        }
+        if !(sigma_p.is_finite() && sigma_p > 0.0) {
+            return Err(Error::invalid(
+                "prior sigma",
+                sigma_p,
+                "a finite number > 0",
+            ));
+        }
+        self.gaussian_kl(&(self.mu.as_tensor() - centre)?, sigma_p)
+    }
+
+    /// The Gaussian KL given the offsets `mu - m` from the prior mean.
+    fn gaussian_kl(&self, offset: &Tensor, sp: f64) -> Result<KlTerms> {
         let inv_2var = 1.0 / (2.0 * sp * sp);
-        let l2 = ((self.mu.as_tensor() - mean)?.sqr()?.sum_all()? * inv_2var)?;
+        let l2 = (offset.sqr()?.sum_all()? * inv_2var)?;
         let sigma = self.sigma()?;
         let n = sigma.elem_count() as f64;
         // Σ [ln sp - ln s + s²/(2sp²) - 1/2]

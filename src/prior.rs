@@ -11,6 +11,7 @@
 //!    He      (He et al. 2015)            sigma_p² = 2 / fan_in
 //!    Glorot  (Glorot & Bengio 2010)      sigma_p² = 2 / (fan_in + fan_out)
 //!    LeCun   (LeCun et al. 1998)         sigma_p² = 1 / fan_in
+//!    FanIn{c}                            sigma_p² = c² / fan_in  (He: c = √2, LeCun: c = 1)
 //!    Gaussian{mean, sigma}               fixed sigma_p (N(0, 1): Prior::standard())
 //!    ```
 //!
@@ -41,7 +42,7 @@ use crate::{Error, Result};
 
 /// A prior over the weights of a layer, possibly depending on the layer's fan.
 ///
-/// Spelled on the command line as `he`, `glorot`, `lecun`, `gaussian:SIGMA`
+/// Spelled on the command line as `he`, `glorot`, `lecun`, `fanin:C`, `gaussian:SIGMA`
 /// (`gaussian:SIGMA@MEAN` for a non-zero mean), `laplace:B`,
 /// `mixture:PI,SIGMA1,SIGMA2`; [`Display`](fmt::Display) prints the same.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,13 @@ pub enum Prior {
     Glorot,
     /// `N(0, 1 / fan_in)`: keeps linear/SELU pre-activation variance constant.
     LeCun,
+    /// `N(0, c² / fan_in)`: the fan-in family with a free gain `c` (He is
+    /// `c = √2`, LeCun `c = 1`); for ReLU the pre-activation variance is
+    /// multiplied by `c² / 2` per layer (He et al. 2015, eq. 10).
+    FanIn {
+        /// Gain, > 0.
+        c: f64,
+    },
     /// Laplace with zero mean and scale `b > 0` (standard deviation `sqrt(2) b`).
     Laplace {
         /// Scale parameter, > 0.
@@ -150,6 +158,7 @@ impl Prior {
                 positive("sigma", sigma)
             }
             Prior::He | Prior::Glorot | Prior::LeCun => Ok(()),
+            Prior::FanIn { c } => positive("c", c),
             Prior::Laplace { b } => positive("b", b),
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 if !(pi > 0.0 && pi < 1.0) {
@@ -181,6 +190,7 @@ impl Prior {
             Prior::He => gaussian(2.0 / fi),
             Prior::Glorot => gaussian(2.0 / (fi + fo)),
             Prior::LeCun => gaussian(1.0 / fi),
+            Prior::FanIn { c } => gaussian(c * c / fi),
             Prior::Laplace { b } => LayerPrior::Laplace { b },
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 LayerPrior::ScaleMixture { pi, sigma1, sigma2 }
@@ -204,6 +214,7 @@ impl fmt::Display for Prior {
             Prior::He => write!(f, "he"),
             Prior::Glorot => write!(f, "glorot"),
             Prior::LeCun => write!(f, "lecun"),
+            Prior::FanIn { c } => write!(f, "fanin:{c}"),
             Prior::Laplace { b } => write!(f, "laplace:{b}"),
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 write!(f, "mixture:{pi},{sigma1},{sigma2}")
@@ -218,7 +229,7 @@ impl FromStr for Prior {
     /// Parses the CLI spelling; the result is validated.
     fn from_str(s: &str) -> Result<Self> {
         let expected =
-            "he | glorot | lecun | gaussian:SIGMA[@MEAN] | laplace:B | mixture:PI,SIGMA1,SIGMA2";
+            "he | glorot | lecun | fanin:C | gaussian:SIGMA[@MEAN] | laplace:B | mixture:PI,SIGMA1,SIGMA2";
         let bad = || Error::invalid("prior", format!("'{s}'"), expected);
         let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad());
         let (name, args) = match s.split_once(':') {
@@ -229,6 +240,7 @@ impl FromStr for Prior {
             ("he", None) => Prior::He,
             ("glorot", None) => Prior::Glorot,
             ("lecun", None) => Prior::LeCun,
+            ("fanin", Some(a)) => Prior::FanIn { c: num(a)? },
             ("gaussian", Some(a)) => match a.split_once('@') {
                 Some((sigma, mean)) => Prior::Gaussian {
                     mean: num(mean)?,
@@ -356,6 +368,11 @@ mod tests {
         assert!((var(Prior::He)? - 2.0 / 50.0).abs() < 1e-15);
         assert!((var(Prior::Glorot)? - 2.0 / 60.0).abs() < 1e-15);
         assert!((var(Prior::LeCun)? - 1.0 / 50.0).abs() < 1e-15);
+        assert!((var(Prior::FanIn { c: 3.0 })? - 9.0 / 50.0).abs() < 1e-15);
+        let he_gain = Prior::FanIn {
+            c: std::f64::consts::SQRT_2,
+        };
+        assert!((var(he_gain)? - var(Prior::He)?).abs() < 1e-15);
         assert!((var(Prior::standard())? - 1.0).abs() < 1e-15);
         Ok(())
     }
@@ -366,6 +383,7 @@ mod tests {
             "he",
             "glorot",
             "lecun",
+            "fanin:0.5",
             "gaussian:0.5",
             "gaussian:2@0.25",
             "laplace:0.1",
@@ -388,6 +406,7 @@ mod tests {
         );
         assert!(msg("gaussian:-1").contains("prior sigma"));
         assert!(msg("laplace:0").contains("prior b"));
+        assert!(msg("fanin:0").contains("prior c"));
         assert!(msg("mixture:1.5,1,0.1").contains("prior pi"));
         assert!(msg("mixture:0,1,0.1").contains("prior pi"));
         assert!(msg("mixture:0.5,1,0").contains("prior sigma2"));

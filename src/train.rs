@@ -149,6 +149,21 @@ pub fn fit_with_progress<M: StochasticModel + ?Sized>(
     config: &TrainConfig,
     bar: &ProgressBar,
 ) -> Result<TrainReport> {
+    fit_observed(model, xs, ys, config, bar, |_| Ok(()))
+}
+
+/// [`fit_with_progress`], calling `observe` after every epoch with that
+/// epoch's summary, while the model holds the epoch's final parameters
+/// (studies that follow a quantity over training: a weight mean, the exact
+/// KL, a test score). An error from `observe` stops training and is returned.
+pub fn fit_observed<M: StochasticModel + ?Sized>(
+    model: &M,
+    xs: &Tensor,
+    ys: &Tensor,
+    config: &TrainConfig,
+    bar: &ProgressBar,
+    mut observe: impl FnMut(&EpochSummary) -> Result<()>,
+) -> Result<TrainReport> {
     config.validate()?;
     let n = xs.dim(0)?;
     if ys.dims() != [n, 1] {
@@ -226,7 +241,9 @@ pub fn fit_with_progress<M: StochasticModel + ?Sized>(
             kl_l2: m(3),
             kl_rest: m(4),
         };
-        report.epochs.push(EpochSummary { epoch, beta, terms });
+        let summary = EpochSummary { epoch, beta, terms };
+        observe(&summary)?;
+        report.epochs.push(summary);
         bar.set_message(format!(
             "loss {:.4}  nll {:.4}  kl/N {:.4}",
             terms.loss,

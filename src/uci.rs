@@ -22,7 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,7 @@ use crate::mc_dropout::McDropoutConfig;
 use crate::metrics::{
     calibration_curve_from_pit, calibration_error, calibration_levels, picp, rmse,
 };
-use crate::model::BayesMlpConfig;
+use crate::model::{BayesMlpConfig, StochasticModel};
 use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
@@ -42,7 +42,7 @@ use crate::train::{fit_with_progress, TrainConfig};
 use crate::{Error, Result};
 
 /// Hidden units when the dataset has no `n_hidden.txt` (the published 50).
-const DEFAULT_HIDDEN: usize = 50;
+pub const DEFAULT_HIDDEN: usize = 50;
 /// Base epochs when the dataset has no `n_epochs.txt` (the published 40).
 const DEFAULT_BASE_EPOCHS: usize = 40;
 /// Default epochs per published base epoch (40 -> 400, the 2016 MC-dropout
@@ -242,6 +242,53 @@ pub struct UciReport {
     pub seconds: f64,
     /// Per-split scores.
     pub per_split: Vec<SplitScore>,
+}
+
+/// A split's training rows z-scored on themselves (ddof = 0), as tensors,
+/// with the scalings that take a predictive back to the original units: the
+/// protocol's first and last steps, shared by the benchmark and the studies.
+#[derive(Debug, Clone)]
+pub struct ScaledTrain {
+    /// Standardized features, `[N, d]`.
+    pub xs: Tensor,
+    /// Standardized targets, `[N, 1]`.
+    pub ys: Tensor,
+    x_scaler: Standardizer,
+    y_scaler: Standardizer,
+}
+
+impl ScaledTrain {
+    /// Fits the scalings on `train` and standardizes it onto `device`.
+    pub fn new(train: &Dataset, device: &Device) -> Result<Self> {
+        let (x_scaler, y_scaler) = Standardizer::fit_dataset(train)?;
+        let scaled = train.standardized(&x_scaler, &y_scaler);
+        Ok(Self {
+            xs: scaled.x_tensor(device)?,
+            ys: scaled.y_tensor(device)?,
+            x_scaler,
+            y_scaler,
+        })
+    }
+
+    /// The target's training standard deviation `s_y`.
+    pub fn y_scale(&self) -> f64 {
+        self.y_scaler.scale[0]
+    }
+
+    /// The predictive of rows `x` (row-major, original feature units) from
+    /// `samples` stochastic passes, in the target's original units:
+    /// `y = mean_y + s_y y'`, so `ln p(y) = ln p'(y') - ln s_y`.
+    pub fn predictive<M: StochasticModel + ?Sized>(
+        &self,
+        model: &M,
+        x: &[f64],
+        samples: usize,
+    ) -> Result<GaussianMixture> {
+        let xt = self.x_scaler.transform_tensor(x, self.xs.device())?;
+        predict(model, &xt, samples)?
+            .into_regression()?
+            .affine(self.y_scaler.mean[0], self.y_scale())
+    }
 }
 
 /// Mean and standard error with ddof = 0: `(mean, std / √n)`.
@@ -530,11 +577,9 @@ impl Fitter<'_> {
         seed: u64,
     ) -> Result<GaussianMixture> {
         let device = Device::Cpu;
-        let (x_scaler, y_scaler) = Standardizer::fit_dataset(train)?;
-        let scaled = train.standardized(&x_scaler, &y_scaler);
-        let (xs, ys) = (scaled.x_tensor(&device)?, scaled.y_tensor(&device)?);
+        let scaled = ScaledTrain::new(train, &device)?;
+        let (xs, ys) = (&scaled.xs, &scaled.ys);
         let d = train.n_features();
-        let xt = x_scaler.transform_tensor(test_x, &device)?;
         let train_config = TrainConfig {
             epochs: self.epochs,
             batch_size: self.config.batch_size,
@@ -542,7 +587,7 @@ impl Fitter<'_> {
             progress: false,
             ..TrainConfig::default()
         };
-        let (s_y, hidden) = (y_scaler.scale[0], [self.hidden]);
+        let (s_y, hidden) = (scaled.y_scale(), [self.hidden]);
         let spec = match hyper {
             Hyper::Bbb { prior } => NetworkSpec::Bbb(BayesMlpConfig {
                 prior,
@@ -567,14 +612,13 @@ impl Fitter<'_> {
             }
         };
         let model = spec.build(seed, &device)?;
-        fit_with_progress(&model, &xs, &ys, &train_config, self.bar)?;
+        fit_with_progress(&model, xs, ys, &train_config, self.bar)?;
         // An ensemble's predictive is its members, each once.
         let samples = match &model {
             Network::Ensemble(e) => e.members().len(),
             _ => self.config.samples,
         };
-        let predictive = predict(&model, &xt, samples)?;
-        predictive.into_regression()?.affine(y_scaler.mean[0], s_y)
+        scaled.predictive(&model, test_x, samples)
     }
 }
 

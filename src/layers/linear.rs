@@ -112,6 +112,9 @@ pub struct BayesLinear {
     weight: FactoredGaussian,
     bias: FactoredGaussian,
     prior: LayerPrior,
+    /// Per-weight prior means `(weight [out, in], bias [out])` replacing the
+    /// Gaussian prior's scalar mean, when centred ([`Self::with_prior_mean`]).
+    prior_mean: Option<(Tensor, Tensor)>,
     estimator: Estimator,
     noise: NoiseSource,
 }
@@ -133,21 +136,30 @@ impl BayesLinear {
             fan_in: in_dim,
             fan_out: out_dim,
         })?;
-        let weight = FactoredGaussian::from_prior(
-            (out_dim, in_dim),
-            &layer_prior,
-            init_scale,
-            &noise,
-            device,
-        )?;
-        let bias = FactoredGaussian::from_prior(out_dim, &layer_prior, init_scale, &noise, device)?;
-        Ok(Self {
-            weight,
-            bias,
-            prior: layer_prior,
+        let weight = layer_prior.sample((out_dim, in_dim), &noise, device)?;
+        let bias = layer_prior.sample(out_dim, &noise, device)?;
+        Self::from_means(&weight, &bias, layer_prior, estimator, init_scale, noise)
+    }
+
+    /// A fresh layer whose means start at given tensors (weight `[out, in]`,
+    /// bias `[out]`; copied) instead of a draw from `prior`, with scales at
+    /// `init_scale · std(prior)`: a pretrained start, or an initializer that
+    /// differs from the prior the KL is taken against.
+    pub fn from_means(
+        weight: &Tensor,
+        bias: &Tensor,
+        prior: LayerPrior,
+        estimator: Estimator,
+        init_scale: f64,
+        noise: NoiseSource,
+    ) -> Result<Self> {
+        Self::from_posteriors(
+            FactoredGaussian::from_mean(weight, &prior, init_scale)?,
+            FactoredGaussian::from_mean(bias, &prior, init_scale)?,
+            prior,
             estimator,
             noise,
-        })
+        )
     }
 
     /// From existing posteriors (weight `[out, in]`, bias `[out]`), e.g. loaded
@@ -170,9 +182,49 @@ impl BayesLinear {
             weight,
             bias,
             prior,
+            prior_mean: None,
             estimator,
             noise,
         })
+    }
+
+    /// Centres the layer's Gaussian prior on per-weight means (copied):
+    /// `p(W_ij) = N(M_ij, sigma_p²)`, `p(b_j) = N(m_j, sigma_p²)`, replacing the
+    /// prior's scalar mean. The KL's `l2` part becomes decay toward them
+    /// ([`FactoredGaussian::kl_closed_form_centred`]), e.g. toward pretrained
+    /// weights as in MOPED (Krishnan et al. 2020). Errors unless the prior is
+    /// Gaussian and the shapes are `[out, in]` and `[out]`.
+    pub fn with_prior_mean(mut self, weight: &Tensor, bias: &Tensor) -> Result<Self> {
+        if !matches!(self.prior, LayerPrior::Gaussian { .. }) {
+            return Err(Error::invalid(
+                "prior",
+                format!("{:?}", self.prior),
+                "a Gaussian prior to centre on per-weight means",
+            ));
+        }
+        let want = [self.weight.mu().dims(), self.bias.mu().dims()];
+        if [weight.dims(), bias.dims()] != want {
+            return Err(Error::Shape {
+                context: "BayesLinear::with_prior_mean".into(),
+                message: format!(
+                    "prior means are {:?} and {:?}, the layer's weight and bias are {:?} and {:?}",
+                    weight.dims(),
+                    bias.dims(),
+                    want[0],
+                    want[1]
+                ),
+            });
+        }
+        let own = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.detach().to_dtype(candle_core::DType::F32)?.copy()?)
+        };
+        self.prior_mean = Some((own(weight)?, own(bias)?));
+        Ok(self)
+    }
+
+    /// The per-weight prior means `(weight, bias)`, when centred.
+    pub fn prior_mean(&self) -> Option<(&Tensor, &Tensor)> {
+        self.prior_mean.as_ref().map(|(w, b)| (w, b))
     }
 
     /// Number of inputs.
@@ -213,12 +265,20 @@ impl BayesLinear {
             .collect()
     }
 
-    /// `KL(q || p)` of weights and bias: closed form for a Gaussian prior, a
-    /// fresh one-sample Monte Carlo estimate otherwise.
+    /// `KL(q || p)` of weights and bias: closed form for a Gaussian prior
+    /// (centred on the per-weight means when set), a fresh one-sample Monte
+    /// Carlo estimate otherwise.
     pub fn kl(&self) -> Result<KlTerms> {
-        self.weight
-            .kl_to(&self.prior, &self.noise)?
-            .add(&self.bias.kl_to(&self.prior, &self.noise)?)
+        match (&self.prior_mean, self.prior) {
+            (Some((w, b)), LayerPrior::Gaussian { sigma, .. }) => self
+                .weight
+                .kl_closed_form_centred(w, sigma)?
+                .add(&self.bias.kl_closed_form_centred(b, sigma)?),
+            _ => self
+                .weight
+                .kl_to(&self.prior, &self.noise)?
+                .add(&self.bias.kl_to(&self.prior, &self.noise)?),
+        }
     }
 
     /// Draws the noise for `samples` posterior draws over a batch of `batch` rows.

@@ -1,5 +1,79 @@
 //! Studies of how the prior over weights and the initializer are one object.
 //! Each is a library function returning a serializable result, run from the
 //! CLI as `bnn study NAME`.
+//!
+//! - [`l2`]: the KL (or the prior) as weight decay: Gaussian ↔ L2, Laplace ↔
+//!   L1, MC dropout's `lambda = l²(1-p)/(2N tau)`;
+//! - [`migration`]: a non-zero-mean initializer against a zero-mean prior;
+//! - [`sigma`]: why `sigma_p = 1`? Fixed and fan-scaled priors on UCI data;
+//! - [`prior_mean`]: a prior centred on pretrained weights (MOPED).
+//!
+//! The UCI-based studies share [`StudySplit`]: one published split, z-scored
+//! on its training rows, scored on its test rows in the original units.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, SplitDir};
+use crate::metrics::{nll, picp, rmse};
+use crate::model::StochasticModel;
+use crate::uci::{ScaledTrain, DEFAULT_HIDDEN};
+use crate::Result;
 
 pub mod l2;
+pub mod migration;
+pub mod prior_mean;
+pub mod sigma;
+
+/// Test scores of a regression model in the target's original units, as the
+/// UCI protocol reports them ([`crate::uci`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestScores {
+    /// Root mean squared error of the predictive mean.
+    pub rmse: f64,
+    /// Average test log-likelihood, `mean_i ln p(y_i | x_i)`.
+    pub ll: f64,
+    /// Coverage of the central 95% intervals.
+    pub picp95: f64,
+}
+
+/// One published split of a UCI directory, ready for a study.
+#[derive(Debug, Clone)]
+pub struct StudySplit {
+    /// The training rows, z-scored on themselves.
+    pub train: ScaledTrain,
+    /// The test rows, original units.
+    pub test: Dataset,
+    /// Number of training rows `N`.
+    pub n_train: usize,
+    /// Hidden units of the protocol (`n_hidden.txt`, else 50).
+    pub hidden: usize,
+}
+
+impl StudySplit {
+    /// Split `split` of `dir`, its training rows standardized onto `device`.
+    pub fn load(dir: &SplitDir, split: usize, device: &Device) -> Result<Self> {
+        let (train, test) = dir.split(split)?;
+        Ok(Self {
+            train: ScaledTrain::new(&train, device)?,
+            n_train: train.len(),
+            test,
+            hidden: dir.n_hidden.unwrap_or(DEFAULT_HIDDEN),
+        })
+    }
+
+    /// Scores `model` on the test rows from `samples` stochastic passes.
+    pub fn scores<M: StochasticModel + ?Sized>(
+        &self,
+        model: &M,
+        samples: usize,
+    ) -> Result<TestScores> {
+        let dist = self.train.predictive(model, &self.test.x, samples)?;
+        let ys = &self.test.y;
+        Ok(TestScores {
+            rmse: rmse(&dist.mean(), ys)?,
+            ll: -nll(&dist, ys)?,
+            picp95: picp(&dist.interval(0.95)?, ys)?,
+        })
+    }
+}

@@ -5,6 +5,9 @@ mod demo;
 mod eval;
 mod predict;
 mod study;
+mod study_migration;
+mod study_prior_mean;
+mod study_sigma;
 mod train;
 mod uci;
 

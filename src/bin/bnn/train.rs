@@ -75,7 +75,7 @@ pub struct TrainArgs {
     /// Hidden nonlinearity: relu | tanh | selu.
     #[arg(long, default_value = "relu")]
     activation: Activation,
-    /// Prior over weights, also their initializer: he | glorot | lecun |
+    /// Prior over weights, also their initializer: he | glorot | lecun | fanin:C |
     /// gaussian:SIGMA or gaussian:SIGMA@MEAN | laplace:B | mixture:PI,SIGMA1,SIGMA2.
     /// MC dropout and ensembles use it as the initializer.
     #[arg(long, default_value = "he")]
