@@ -11,6 +11,7 @@
 //!    He      (He et al. 2015)            sigma_p² = 2 / fan_in
 //!    Glorot  (Glorot & Bengio 2010)      sigma_p² = 2 / (fan_in + fan_out)
 //!    LeCun   (LeCun et al. 1998)         sigma_p² = 1 / fan_in
+//!    FanIn{gain}                         sigma_p² = gain² / fan_in  (LeCun: gain 1, He: gain √2)
 //!    Gaussian{mean, sigma}               fixed sigma_p (N(0, 1): Prior::standard())
 //!    ```
 //!
@@ -41,7 +42,7 @@ use crate::{Error, Result};
 
 /// A prior over the weights of a layer, possibly depending on the layer's fan.
 ///
-/// Spelled on the command line as `he`, `glorot`, `lecun`, `gaussian:SIGMA`
+/// Spelled on the command line as `he`, `glorot`, `lecun`, `fanin:GAIN`, `gaussian:SIGMA`
 /// (`gaussian:SIGMA@MEAN` for a non-zero mean), `laplace:B`,
 /// `mixture:PI,SIGMA1,SIGMA2`; [`Display`](fmt::Display) prints the same.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,13 @@ pub enum Prior {
     Glorot,
     /// `N(0, 1 / fan_in)`: keeps linear/SELU pre-activation variance constant.
     LeCun,
+    /// `N(0, gain² / fan_in)`: the fan-in family that LeCun (`gain = 1`) and
+    /// He (`gain = √2`) belong to; the gain sweeps a network between the
+    /// vanishing and the exploding regime (Poole et al. 2016).
+    FanIn {
+        /// Multiplier of the fan-in standard deviation `1/√fan_in`, > 0.
+        gain: f64,
+    },
     /// Laplace with zero mean and scale `b > 0` (standard deviation `sqrt(2) b`).
     Laplace {
         /// Scale parameter, > 0.
@@ -150,6 +158,7 @@ impl Prior {
                 positive("sigma", sigma)
             }
             Prior::He | Prior::Glorot | Prior::LeCun => Ok(()),
+            Prior::FanIn { gain } => positive("gain", gain),
             Prior::Laplace { b } => positive("b", b),
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 if !(pi > 0.0 && pi < 1.0) {
@@ -181,6 +190,7 @@ impl Prior {
             Prior::He => gaussian(2.0 / fi),
             Prior::Glorot => gaussian(2.0 / (fi + fo)),
             Prior::LeCun => gaussian(1.0 / fi),
+            Prior::FanIn { gain } => gaussian(gain * gain / fi),
             Prior::Laplace { b } => LayerPrior::Laplace { b },
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 LayerPrior::ScaleMixture { pi, sigma1, sigma2 }
@@ -204,6 +214,7 @@ impl fmt::Display for Prior {
             Prior::He => write!(f, "he"),
             Prior::Glorot => write!(f, "glorot"),
             Prior::LeCun => write!(f, "lecun"),
+            Prior::FanIn { gain } => write!(f, "fanin:{gain}"),
             Prior::Laplace { b } => write!(f, "laplace:{b}"),
             Prior::ScaleMixture { pi, sigma1, sigma2 } => {
                 write!(f, "mixture:{pi},{sigma1},{sigma2}")
@@ -218,7 +229,7 @@ impl FromStr for Prior {
     /// Parses the CLI spelling; the result is validated.
     fn from_str(s: &str) -> Result<Self> {
         let expected =
-            "he | glorot | lecun | gaussian:SIGMA[@MEAN] | laplace:B | mixture:PI,SIGMA1,SIGMA2";
+            "he | glorot | lecun | fanin:GAIN | gaussian:SIGMA[@MEAN] | laplace:B | mixture:PI,SIGMA1,SIGMA2";
         let bad = || Error::invalid("prior", format!("'{s}'"), expected);
         let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad());
         let (name, args) = match s.split_once(':') {
@@ -229,6 +240,7 @@ impl FromStr for Prior {
             ("he", None) => Prior::He,
             ("glorot", None) => Prior::Glorot,
             ("lecun", None) => Prior::LeCun,
+            ("fanin", Some(a)) => Prior::FanIn { gain: num(a)? },
             ("gaussian", Some(a)) => match a.split_once('@') {
                 Some((sigma, mean)) => Prior::Gaussian {
                     mean: num(mean)?,
@@ -356,6 +368,8 @@ mod tests {
         assert!((var(Prior::He)? - 2.0 / 50.0).abs() < 1e-15);
         assert!((var(Prior::Glorot)? - 2.0 / 60.0).abs() < 1e-15);
         assert!((var(Prior::LeCun)? - 1.0 / 50.0).abs() < 1e-15);
+        assert!((var(Prior::FanIn { gain: 1.5 })? - 2.25 / 50.0).abs() < 1e-15);
+        assert!((var(Prior::FanIn { gain: 2f64.sqrt() })? - var(Prior::He)?).abs() < 1e-15);
         assert!((var(Prior::standard())? - 1.0).abs() < 1e-15);
         Ok(())
     }
@@ -366,6 +380,7 @@ mod tests {
             "he",
             "glorot",
             "lecun",
+            "fanin:1.5",
             "gaussian:0.5",
             "gaussian:2@0.25",
             "laplace:0.1",
@@ -388,6 +403,7 @@ mod tests {
         );
         assert!(msg("gaussian:-1").contains("prior sigma"));
         assert!(msg("laplace:0").contains("prior b"));
+        assert!(msg("fanin:0").contains("prior gain"));
         assert!(msg("mixture:1.5,1,0.1").contains("prior pi"));
         assert!(msg("mixture:0,1,0.1").contains("prior pi"));
         assert!(msg("mixture:0.5,1,0").contains("prior sigma2"));

@@ -5,6 +5,9 @@ mod demo;
 mod eval;
 mod predict;
 mod study;
+mod study_nngp;
+mod study_prior;
+mod study_signal;
 mod train;
 mod uci;
 
