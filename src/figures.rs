@@ -12,6 +12,8 @@
 //!   confidence per bin, with the ECE (Guo et al. 2017);
 //! - [`plot_lines`]: named curves `y(x)` on shared axes (a study's sweep or
 //!   a quantity over training epochs).
+//! - [`plot_panels`]: a grid of line charts (lines, dashed lines, points,
+//!   shaded bands; linear or logarithmic axes), for the studies.
 //!
 //! The functions take plain slices, never a model, so they draw whatever the
 //! predictive and metrics code computed. Inputs are validated first (lengths,
@@ -548,13 +550,17 @@ static FONT: &[u8] = include_bytes!(concat!(
 const BAND_BLUE: RGBColor = RGBColor(31, 119, 180);
 const MEAN_BLUE: RGBColor = RGBColor(8, 48, 107);
 const IDEAL_GREY: RGBColor = RGBColor(120, 120, 120);
-/// Colours for successive curves: red, blue, green, orange, purple.
-const PALETTE: [RGBColor; 5] = [
+/// Colours for successive curves: red, blue, green, orange, purple, brown,
+/// pink, grey (matplotlib's tab10 order after the first two).
+const PALETTE: [RGBColor; 8] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
 ];
 
 type Chart<'a, 'b> =
@@ -591,23 +597,38 @@ fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Root) -> DrawResult<
 }
 
 /// The shared chart setup: title, margins, axis ranges, a light grid, and
-/// axis labels `(x, y)`.
+/// axis labels `(x, y)`, both axes linear.
 fn chart<'a, 'b>(
     root: &'a Root<'b>,
     title: &str,
     x: Range<f64>,
     y: Range<f64>,
+    labels: (&str, &str),
+) -> DrawResult<Chart<'a, 'b>> {
+    scaled_chart(root, title, (x, y), labels, (Scale::Linear, Scale::Linear))
+}
+
+/// [`chart`] with a scale per axis: a logarithmic axis takes its range and
+/// values as logarithms and labels each tick with the number it stands for.
+fn scaled_chart<'a, 'b>(
+    root: &'a Root<'b>,
+    title: &str,
+    (x, y): (Range<f64>, Range<f64>),
     (x_label, y_label): (&str, &str),
+    (x_scale, y_scale): (Scale, Scale),
 ) -> DrawResult<Chart<'a, 'b>> {
     let (x_decimals, y_decimals) = (tick_decimals(&x), tick_decimals(&y));
-    let x_tick = move |v: &f64| format_tick(*v, x_decimals);
-    let y_tick = move |v: &f64| format_tick(*v, y_decimals);
+    let x_tick = move |v: &f64| x_scale.tick_label(*v, x_decimals);
+    let y_tick = move |v: &f64| y_scale.tick_label(*v, y_decimals);
     let tick_font: TextStyle = ("sans-serif", 14).into_font().into();
     // Room for the widest y tick label (none is wider than an end of the
     // range at full precision) beside the rotated axis label.
     let mut y_label_width = 0;
     for end in [y.start, y.end] {
-        let text = format!("{end:.y_decimals$}");
+        let text = match y_scale {
+            Scale::Linear => format!("{end:.y_decimals$}"),
+            Scale::Log10 | Scale::Log2 => y_scale.tick_label(end, y_decimals),
+        };
         y_label_width = y_label_width.max(root.estimate_text_size(&text, &tick_font)?.0);
     }
     let mut builder = ChartBuilder::on(root);
@@ -632,6 +653,259 @@ fn chart<'a, 'b>(
         .label_style(tick_font)
         .draw()?;
     Ok(chart)
+}
+
+/// An axis scale of [`plot_panels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Values as they are.
+    Linear,
+    /// `log10(value)`; ticks read `1e-20`, `1`, `1e20`, or `0.25`, `40`.
+    Log10,
+    /// `log2(value)`; ticks at powers of two read `64`, `128`, ... .
+    Log2,
+}
+
+impl Scale {
+    /// Where `value` lies on this axis; `None` when a logarithmic axis
+    /// cannot show it (zero, negative, non-finite).
+    fn position(self, value: f64) -> Option<f64> {
+        let p = match self {
+            Scale::Linear => value,
+            Scale::Log10 if value > 0.0 => value.log10(),
+            Scale::Log2 if value > 0.0 => value.log2(),
+            Scale::Log10 | Scale::Log2 => return None,
+        };
+        p.is_finite().then_some(p)
+    }
+
+    /// The label of the tick at axis position `p`.
+    fn tick_label(self, p: f64, decimals: usize) -> String {
+        let base = match self {
+            Scale::Linear => return format_tick(p, decimals),
+            Scale::Log10 => 10f64,
+            Scale::Log2 => 2f64,
+        };
+        let value = base.powf(p);
+        let whole = (p - p.round()).abs() < 1e-9;
+        if self == Scale::Log10 && whole && p.abs() >= 3.0 {
+            format!("1e{}", p.round())
+        } else if !value.is_finite() || value.abs() >= 1e6 || (value != 0.0 && value.abs() < 1e-4) {
+            format!("{value:.1e}")
+        } else {
+            // Three significant digits.
+            let digits = (2.0 - value.abs().log10().floor()).clamp(0.0, 8.0) as usize;
+            format_tick(value, digits)
+        }
+    }
+}
+
+/// How a [`Series`] is drawn.
+#[derive(Debug, Clone, Copy)]
+pub enum SeriesStyle<'a> {
+    /// A solid line, 2 px.
+    Line,
+    /// A dashed line, 2 px.
+    Dashed,
+    /// A thin solid line, 1 px (e.g. one function draw among many).
+    Thin,
+    /// A filled circle per point, with a thin line through them.
+    Points,
+    /// A light band between `y` (lower) and `upper`.
+    Band {
+        /// Upper edge, one value per `x`.
+        upper: &'a [f64],
+    },
+}
+
+/// One curve of a [`Panel`]: `(x[i], y[i])` pairs in the given style.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// Legend entry; `None` keeps the series out of the legend.
+    pub label: Option<&'a str>,
+    /// Index into the palette (red, blue, green, orange, purple, brown,
+    /// pink, grey; wraps around).
+    pub colour: usize,
+    /// Line, dashes, points or band.
+    pub style: SeriesStyle<'a>,
+    /// x values.
+    pub x: &'a [f64],
+    /// y values (the lower edge of a band).
+    pub y: &'a [f64],
+}
+
+/// One chart of [`plot_panels`].
+#[derive(Debug, Clone)]
+pub struct Panel<'a> {
+    /// Title above the chart.
+    pub title: &'a str,
+    /// x-axis label.
+    pub x_label: &'a str,
+    /// y-axis label.
+    pub y_label: &'a str,
+    /// x-axis scale.
+    pub x_scale: Scale,
+    /// y-axis scale.
+    pub y_scale: Scale,
+    /// The curves, drawn in order (bands first looks best).
+    pub series: Vec<Series<'a>>,
+}
+
+/// Size in pixels (width, height) of one panel of [`plot_panels`].
+pub const PANEL_SIZE: (u32, u32) = (560, 440);
+
+/// Draws `panels` in a grid of up to three columns under one `title`, each
+/// with its own axes, scales and legend (in its emptiest corner). On a
+/// logarithmic axis, points it cannot show (zero, negative) are left out.
+/// The PNG is `PANEL_SIZE` per panel plus a title strip; the parent
+/// directory of `path` is created when missing.
+///
+/// # Errors
+///
+/// - [`Error::InvalidParameter`] when `panels` is empty, a panel has no
+///   series, or a panel has no point it can show;
+/// - [`Error::Shape`] when a series' `x`, `y` (or band `upper`) differ in length;
+/// - [`Error::Io`] / [`Error::Plot`] when the directory or PNG cannot be written.
+pub fn plot_panels(path: &Path, title: &str, panels: &[Panel]) -> Result<()> {
+    const CONTEXT: &str = "plot_panels";
+    const TITLE_HEIGHT: u32 = 40;
+    check_non_empty("panels", panels)?;
+    // Every series as visible points in axis positions: (x, y_low, y_high).
+    let mut positioned: Vec<Vec<Vec<Ink>>> = Vec::with_capacity(panels.len());
+    let mut ranges = Vec::with_capacity(panels.len());
+    for (p, panel) in panels.iter().enumerate() {
+        check_non_empty(&format!("panels[{p}].series"), &panel.series)?;
+        let mut series_ink = Vec::with_capacity(panel.series.len());
+        for (s, series) in panel.series.iter().enumerate() {
+            let name = format!("panels[{p}].series[{s}]");
+            check_same_len(
+                CONTEXT,
+                (&format!("{name}.y"), series.y),
+                (&format!("{name}.x"), series.x),
+            )?;
+            let upper = match series.style {
+                SeriesStyle::Band { upper } => {
+                    check_same_len(
+                        CONTEXT,
+                        (&format!("{name}.upper"), upper),
+                        (&format!("{name}.x"), series.x),
+                    )?;
+                    upper
+                }
+                _ => series.y,
+            };
+            let ink: Vec<Ink> = (0..series.x.len())
+                .filter_map(|i| {
+                    let x = panel.x_scale.position(series.x[i])?;
+                    let lo = panel.y_scale.position(series.y[i])?;
+                    let hi = panel.y_scale.position(upper[i])?;
+                    Some([x, lo.min(hi), lo.max(hi)])
+                })
+                .collect();
+            series_ink.push(ink);
+        }
+        let all: Vec<&Ink> = series_ink.iter().flatten().collect();
+        if all.is_empty() {
+            return Err(Error::invalid(
+                format!("panels[{p}]"),
+                "no point",
+                "at least one finite point (positive on a logarithmic axis)",
+            ));
+        }
+        let x_range = padded_range(path, all.iter().map(|i| &i[0]), 0.02)?;
+        let y_range = padded_range(path, all.iter().flat_map(|i| [&i[1], &i[2]]), 0.06)?;
+        ranges.push((x_range, y_range));
+        positioned.push(series_ink);
+    }
+
+    let columns = panels.len().min(3);
+    let rows = panels.len().div_ceil(columns);
+    let size = (
+        PANEL_SIZE.0 * columns as u32,
+        PANEL_SIZE.1 * rows as u32 + TITLE_HEIGHT,
+    );
+    render(path, size, |root| {
+        let (top, body) = root.split_vertically(TITLE_HEIGHT);
+        top.titled(title, ("sans-serif", 22))?;
+        let areas = body.split_evenly((rows, columns));
+        for (((panel, inks), (x_range, y_range)), area) in
+            panels.iter().zip(&positioned).zip(&ranges).zip(&areas)
+        {
+            let mut chart = scaled_chart(
+                area,
+                panel.title,
+                (x_range.clone(), y_range.clone()),
+                (panel.x_label, panel.y_label),
+                (panel.x_scale, panel.y_scale),
+            )?;
+            let mut labels = Vec::new();
+            for (series, ink) in panel.series.iter().zip(inks) {
+                let colour = PALETTE[series.colour % PALETTE.len()];
+                let line = |ink: &[Ink]| ink.iter().map(|i| (i[0], i[1])).collect::<Vec<_>>();
+                let label = series.label;
+                match series.style {
+                    SeriesStyle::Band { .. } => {
+                        let fill = tint(colour, 0.25);
+                        let outline: Vec<(f64, f64)> = ink
+                            .iter()
+                            .map(|i| (i[0], i[2]))
+                            .chain(ink.iter().rev().map(|i| (i[0], i[1])))
+                            .collect();
+                        let anno = chart
+                            .draw_series(std::iter::once(Polygon::new(outline, fill.filled())))?;
+                        if let Some(label) = label {
+                            anno.label(label).legend(move |(x, y)| {
+                                Rectangle::new([(x, y - 6), (x + 20, y + 6)], fill.filled())
+                            });
+                        }
+                    }
+                    SeriesStyle::Line | SeriesStyle::Thin => {
+                        let width = if matches!(series.style, SeriesStyle::Line) {
+                            2
+                        } else {
+                            1
+                        };
+                        let style = colour.stroke_width(width);
+                        let anno = chart.draw_series(LineSeries::new(line(ink), style))?;
+                        if let Some(label) = label {
+                            anno.label(label).legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 20, y)], style)
+                            });
+                        }
+                    }
+                    SeriesStyle::Dashed => {
+                        let style = colour.stroke_width(2);
+                        let anno =
+                            chart.draw_series(DashedLineSeries::new(line(ink), 6, 4, style))?;
+                        if let Some(label) = label {
+                            anno.label(label).legend(move |(x, y)| {
+                                EmptyElement::at((x, y))
+                                    + PathElement::new(vec![(0, 0), (8, 0)], style)
+                                    + PathElement::new(vec![(12, 0), (20, 0)], style)
+                            });
+                        }
+                    }
+                    SeriesStyle::Points => {
+                        chart.draw_series(LineSeries::new(line(ink), colour.stroke_width(1)))?;
+                        let anno = chart.draw_series(
+                            ink.iter()
+                                .map(|i| Circle::new((i[0], i[1]), 4, colour.filled())),
+                        )?;
+                        if let Some(label) = label {
+                            anno.label(label)
+                                .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
+                        }
+                    }
+                }
+                labels.extend(label);
+            }
+            if !labels.is_empty() {
+                let ink: Vec<Ink> = inks.iter().flatten().copied().collect();
+                legend(&mut chart, &labels, &ink)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// What a series puts on the plot at one x, as `[x, y_low, y_high]`: a

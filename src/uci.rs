@@ -475,7 +475,9 @@ impl Scores {
     }
 }
 
-fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
+/// The average test log-likelihood of the benchmark, `mean_i ln p(y_i | x_i)`
+/// (the mixture's log density, in the units of `dist` and `ys`).
+pub fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
     let ld = dist.log_density(ys)?;
     Ok(ld.iter().sum::<f64>() / ld.len() as f64)
 }

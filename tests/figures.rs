@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use candle_bnn::figures::{
-    plot_calibration_curve, plot_predicted_vs_actual, plot_predictive_1d, Band,
-    CALIBRATION_CURVE_SIZE, PREDICTED_VS_ACTUAL_SIZE, PREDICTIVE_1D_SIZE,
+    plot_calibration_curve, plot_panels, plot_predicted_vs_actual, plot_predictive_1d, Band, Panel,
+    Scale, Series, SeriesStyle, CALIBRATION_CURVE_SIZE, PANEL_SIZE, PREDICTED_VS_ACTUAL_SIZE,
+    PREDICTIVE_1D_SIZE,
 };
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
@@ -316,4 +317,73 @@ fn unwritable_paths_are_errors_naming_the_path() {
     let err = plot_calibration_curve(&path, "t", &curves).unwrap_err();
     assert!(matches!(err, candle_bnn::Error::Plot { .. }), "{err:?}");
     assert!(err.to_string().contains("fig.unknown"), "{err}");
+}
+
+/// Panels: a grid of up to three columns plus a 40 px title strip; log axes
+/// drop the points they cannot show (0 here) instead of failing; bad input
+/// names the series.
+#[test]
+fn panels_draw_every_style_on_log_and_linear_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let x: Vec<f64> = (1..=50).map(f64::from).collect();
+    let y: Vec<f64> = x.iter().map(|v| 10f64.powf(v * 2.0)).collect();
+    let mut with_zero = y.clone();
+    with_zero[3] = 0.0;
+    let upper: Vec<f64> = y.iter().map(|v| v * 10.0).collect();
+    let series = |style| Series {
+        label: Some("curve"),
+        colour: 9,
+        style,
+        x: &x,
+        y: &with_zero,
+    };
+    let panel = |x_scale, y_scale| Panel {
+        title: "panel",
+        x_label: "layer",
+        y_label: "variance",
+        x_scale,
+        y_scale,
+        series: vec![
+            Series {
+                label: None,
+                ..series(SeriesStyle::Band { upper: &upper })
+            },
+            series(SeriesStyle::Line),
+            series(SeriesStyle::Dashed),
+            series(SeriesStyle::Thin),
+            series(SeriesStyle::Points),
+        ],
+    };
+    let path = dir.path().join("panels.png");
+    let panels = [
+        panel(Scale::Linear, Scale::Log10),
+        panel(Scale::Log2, Scale::Log10),
+        panel(Scale::Linear, Scale::Linear),
+        panel(Scale::Log10, Scale::Log2),
+    ];
+    plot_panels(&path, "four panels", &panels).unwrap();
+    assert_eq!(png_size(&path), (3 * PANEL_SIZE.0, 2 * PANEL_SIZE.1 + 40));
+
+    let short = Panel {
+        series: vec![Series {
+            y: &y[1..],
+            ..series(SeriesStyle::Line)
+        }],
+        ..panel(Scale::Linear, Scale::Linear)
+    };
+    let msg = plot_panels(&path, "t", &[short]).unwrap_err().to_string();
+    assert!(msg.contains("panels[0].series[0].y"), "{msg}");
+    let zeros = vec![0.0; x.len()];
+    let invisible = Panel {
+        series: vec![Series {
+            y: &zeros,
+            ..series(SeriesStyle::Line)
+        }],
+        ..panel(Scale::Linear, Scale::Log10)
+    };
+    let msg = plot_panels(&path, "t", &[invisible])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("panels[0]"), "{msg}");
+    assert!(plot_panels(&path, "t", &[]).is_err());
 }

@@ -10,8 +10,10 @@ use crate::{Error, Result};
 
 /// SELU's fixed-point constants (Klambauer et al. 2017, "Self-Normalizing
 /// Neural Networks"): with LeCun-scaled weights they keep mean 0, variance 1.
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+/// This is `alpha`, the negative branch's saturation.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+/// SELU's scale `lambda` (see [`SELU_ALPHA`]).
+pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
 
 /// The hidden-layer nonlinearity.
 ///
@@ -19,7 +21,11 @@ const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
 /// relu(x) = max(x, 0)
 /// tanh(x)
 /// selu(x) = lambda · (x if x > 0 else alpha (e^x - 1))
+/// erf(x)  = 2/√π ∫_0^x e^{-t²} dt
 /// ```
+///
+/// `erf` is the sigmoid with a closed-form infinite-width kernel (Williams
+/// 1997), used by the NNGP study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
@@ -30,6 +36,8 @@ pub enum Activation {
     Tanh,
     /// Scaled exponential linear unit.
     Selu,
+    /// The error function, a sigmoid with range (-1, 1).
+    Erf,
 }
 
 impl Activation {
@@ -39,6 +47,7 @@ impl Activation {
             Activation::Relu => xs.relu()?,
             Activation::Tanh => xs.tanh()?,
             Activation::Selu => (xs.elu(SELU_ALPHA)? * SELU_LAMBDA)?,
+            Activation::Erf => xs.erf()?,
         })
     }
 }
@@ -49,6 +58,7 @@ impl fmt::Display for Activation {
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
             Activation::Selu => "selu",
+            Activation::Erf => "erf",
         })
     }
 }
@@ -60,10 +70,11 @@ impl FromStr for Activation {
             "relu" => Ok(Activation::Relu),
             "tanh" => Ok(Activation::Tanh),
             "selu" => Ok(Activation::Selu),
+            "erf" => Ok(Activation::Erf),
             _ => Err(Error::invalid(
                 "activation",
                 format!("'{s}'"),
-                "relu | tanh | selu",
+                "relu | tanh | selu | erf",
             )),
         }
     }

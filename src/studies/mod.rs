@@ -2,13 +2,21 @@
 //! Each is a library function returning a serializable result, run from the
 //! CLI as `bnn study NAME`.
 //!
+//! - [`signal`]: pre-activation variance and gradients through depth, per
+//!   prior, against the mean-field recursion ([`mean_field`]);
+//! - [`nngp`]: finite networks converging to the NNGP kernel
+//!   ([`nngp_kernel`]), and exact GP regression with it ([`gp`]) next to BBB;
+//! - [`prior_predictive`]: function draws under each prior with the NNGP
+//!   band, and the differential entropy of priors at equal variance;
 //! - [`l2`]: the KL (or the prior) as weight decay: Gaussian ↔ L2, Laplace ↔
 //!   L1, MC dropout's `lambda = l²(1-p)/(2N tau)`;
 //! - [`migration`]: a non-zero-mean initializer against a zero-mean prior;
 //! - [`sigma`]: why `sigma_p = 1`? Fixed and fan-scaled priors on UCI data;
 //! - [`prior_mean`]: a prior centred on pretrained weights (MOPED).
 //!
-//! The UCI-based studies share [`StudySplit`]: one published split, z-scored
+//! [`random_mlp`] draws the networks at initialization that the first three
+//! measure; [`gauss_hermite`] computes their Gaussian expectations. The
+//! UCI-based studies share [`StudySplit`]: one published split, z-scored
 //! on its training rows, scored on its test rows in the original units.
 
 use candle_core::Device;
@@ -20,10 +28,18 @@ use crate::model::StochasticModel;
 use crate::uci::{ScaledTrain, DEFAULT_HIDDEN};
 use crate::Result;
 
+pub mod gauss_hermite;
+pub mod gp;
 pub mod l2;
+pub mod mean_field;
 pub mod migration;
+pub mod nngp;
+pub mod nngp_kernel;
 pub mod prior_mean;
+pub mod prior_predictive;
+pub mod random_mlp;
 pub mod sigma;
+pub mod signal;
 
 /// Test scores of a regression model in the target's original units, as the
 /// UCI protocol reports them ([`crate::uci`]).

@@ -6,8 +6,11 @@ mod eval;
 mod predict;
 mod study;
 mod study_migration;
+mod study_nngp;
+mod study_prior;
 mod study_prior_mean;
 mod study_sigma;
+mod study_signal;
 mod train;
 mod uci;
 

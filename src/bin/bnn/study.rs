@@ -8,7 +8,9 @@ use candle_core::Device;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::{study_migration, study_prior_mean, study_sigma};
+use crate::{
+    study_migration, study_nngp, study_prior, study_prior_mean, study_sigma, study_signal,
+};
 
 /// The UCI split directory the training studies read by default (Boston
 /// housing, from the project root; see `../shared/data/uci/README.md`).
@@ -28,6 +30,38 @@ pub enum Study {
     /// A prior centred on pretrained weights (MOPED) against the zero-mean prior.
     #[command(name = "prior-mean", alias = "mean")]
     PriorMean(study_prior_mean::PriorMeanArgs),
+    /// Signal propagation at init: per-layer variance and gradients of deep
+    /// MLPs per prior, against the mean-field recursion.
+    Signal(study_signal::SignalArgs),
+    /// The infinite-width limit: finite networks vs the NNGP kernel, and GP
+    /// regression with it next to BBB on one UCI split.
+    Nngp(study_nngp::NngpArgs),
+    /// Prior predictive function draws with the NNGP band, and the entropy
+    /// of priors at equal variance.
+    Prior(study_prior::PriorArgs),
+}
+
+/// `list`, or `default` when the flag was not given (an empty list).
+pub fn or_default<T: Clone>(list: &[T], default: Vec<T>) -> Vec<T> {
+    if list.is_empty() {
+        default
+    } else {
+        list.to_vec()
+    }
+}
+
+/// Writes a study's figures into `dir` (when given) with `write`, and names
+/// each file on stderr, so stdout stays one table or one JSON object.
+pub fn write_plots(
+    dir: Option<&Path>,
+    write: impl FnOnce(&Path) -> Result<Vec<PathBuf>>,
+) -> Result<()> {
+    if let Some(dir) = dir {
+        for path in write(dir)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Flags shared by the studies that train on a UCI split directory.
@@ -65,13 +99,7 @@ impl UciStudyArgs {
         figures: impl FnOnce(&R, &Path) -> Result<Vec<PathBuf>>,
         table: impl FnOnce(&R),
     ) -> Result<()> {
-        if let Some(dir) = &self.plots {
-            for path in figures(result, dir)? {
-                if !self.json {
-                    eprintln!("wrote {}", path.display());
-                }
-            }
-        }
+        write_plots(self.plots.as_deref(), |dir| figures(result, dir))?;
         if self.json {
             println!("{}", serde_json::to_string(result)?);
         } else {
@@ -121,6 +149,9 @@ pub fn run(study: &Study) -> Result<()> {
         Study::Migration(a) => study_migration::run(a),
         Study::Sigma(a) => study_sigma::run(a),
         Study::PriorMean(a) => study_prior_mean::run(a),
+        Study::Signal(a) => study_signal::run(a),
+        Study::Nngp(a) => study_nngp::run(a),
+        Study::Prior(a) => study_prior::run(a),
     }
 }
 

@@ -72,7 +72,7 @@ pub struct TrainArgs {
     /// Hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "50")]
     hidden: Vec<usize>,
-    /// Hidden nonlinearity: relu | tanh | selu.
+    /// Hidden nonlinearity: relu | tanh | selu | erf.
     #[arg(long, default_value = "relu")]
     activation: Activation,
     /// Prior over weights, also their initializer: he | glorot | lecun | fanin:C |
