@@ -6,6 +6,7 @@
 
 mod split_dir;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use candle_bnn::checkpoint;
@@ -369,10 +370,57 @@ fn assert_keys(v: &serde_json::Value, keys: &[&str]) {
     }
 }
 
+/// `v[field]` as an array whose every entry has `keys`.
+fn entries_with_keys<'a>(
+    v: &'a serde_json::Value,
+    field: &str,
+    keys: &[&str],
+) -> &'a [serde_json::Value] {
+    let entries = v[field].as_array().expect(field);
+    for entry in entries {
+        assert_keys(entry, keys);
+    }
+    entries
+}
+
+/// The string `key` of each entry.
+fn strings<'a>(entries: &'a [serde_json::Value], key: &str) -> Vec<&'a str> {
+    entries.iter().filter_map(|e| e[key].as_str()).collect()
+}
+
 fn is_png(path: &std::path::Path) -> bool {
     std::fs::read(path)
         .map(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
         .unwrap_or(false)
+}
+
+/// A toy split directory in a fresh temp folder (deleted when the
+/// `TempDir` drops), and its path.
+fn toy_split_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    (tmp, dir)
+}
+
+/// Runs `bnn study STUDY --dir TOY --plots PLOTS FLAGS --json` on a toy split
+/// directory, checks that each of `figures` was written into PLOTS as a PNG,
+/// and returns the JSON object.
+fn uci_study_json(study: &str, flags: &[&str], figures: &[&str]) -> serde_json::Value {
+    let (tmp, dir) = toy_split_dir();
+    let plots = tmp.path().join("plots");
+    let mut args = vec![
+        study,
+        "--dir",
+        dir.to_str().expect("utf-8 path"),
+        "--plots",
+        plots.to_str().expect("utf-8 path"),
+    ];
+    args.extend(flags);
+    let v = study_json(&args);
+    for file in figures {
+        assert!(is_png(&plots.join(file)), "{file}");
+    }
+    v
 }
 
 #[test]
@@ -402,20 +450,11 @@ fn cli_l2_json_has_the_old_and_new_fields() {
 
 #[test]
 fn cli_migration_json_and_figures() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    let plots = tmp.path().join("plots");
-    let v = study_json(&[
+    let v = uci_study_json(
         "migration",
-        "--dir",
-        dir.to_str().expect("utf-8 path"),
-        "--epochs",
-        "3",
-        "--samples",
-        "5",
-        "--plots",
-        plots.to_str().expect("utf-8 path"),
-    ]);
+        &["--epochs", "3", "--samples", "5"],
+        &["migration_weight_mean.png", "migration_kl.png"],
+    );
     assert_keys(
         &v,
         &[
@@ -431,13 +470,13 @@ fn cli_migration_json_and_figures() {
     );
     // 3 features -> 8 hidden (n_hidden.txt) -> 1: 3·8 + 8 + 8 + 1 means.
     assert_eq!(v["n_params"], 41);
-    let runs = v["runs"].as_array().expect("runs");
+    let runs = entries_with_keys(
+        &v,
+        "runs",
+        &["label", "init_shift", "history", "scores", "tensors"],
+    );
     assert_eq!(runs.len(), 2);
     for run in runs {
-        assert_keys(
-            run,
-            &["label", "init_shift", "history", "scores", "tensors"],
-        );
         // Epoch 0 (init) and 3 trained epochs.
         assert_eq!(run["history"].as_array().map(Vec::len), Some(4));
         assert_keys(
@@ -458,90 +497,68 @@ fn cli_migration_json_and_figures() {
             .unwrap_or(f64::NAN)
     };
     assert!((start(1) - start(0) - 0.5).abs() < 1e-4, "{v}");
-    for file in ["migration_weight_mean.png", "migration_kl.png"] {
-        assert!(is_png(&plots.join(file)), "{file}");
-    }
 }
 
 #[test]
 fn cli_sigma_json_and_figure() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    let plots = tmp.path().join("plots");
-    let v = study_json(&[
+    let v = uci_study_json(
         "sigma",
-        "--dir",
-        dir.to_str().expect("utf-8 path"),
-        "--sigmas",
-        "0.3,1",
-        "--gains",
-        "1.414",
-        "--splits",
-        "2",
-        "--epochs",
-        "2",
-        "--samples",
-        "5",
-        "--plots",
-        plots.to_str().expect("utf-8 path"),
-    ]);
+        &[
+            "--sigmas",
+            "0.3,1",
+            "--gains",
+            "1.414",
+            "--splits",
+            "2",
+            "--epochs",
+            "2",
+            "--samples",
+            "5",
+        ],
+        &["sigma_test_ll.png"],
+    );
     assert_keys(
         &v,
         &[
             "dataset", "splits", "epochs", "hidden", "settings", "seconds",
         ],
     );
-    let settings = v["settings"].as_array().expect("settings");
-    let priors: Vec<&str> = settings
-        .iter()
-        .filter_map(|s| s["prior"].as_str())
-        .collect();
-    assert_eq!(priors, ["gaussian:0.3", "gaussian:1", "fanin:1.414"]);
-    for s in settings {
-        assert_keys(
-            s,
-            &[
-                "family",
-                "value",
-                "first_layer_sigma",
-                "ll_mean",
-                "ll_se",
-                "rmse_mean",
-                "rmse_se",
-                "picp95_mean",
-                "kl_per_example",
-                "train_nll",
-                "kl_nll_ratio",
-                "signal_ratio",
-            ],
-        );
-    }
+    let settings = entries_with_keys(
+        &v,
+        "settings",
+        &[
+            "family",
+            "value",
+            "first_layer_sigma",
+            "ll_mean",
+            "ll_se",
+            "rmse_mean",
+            "rmse_se",
+            "picp95_mean",
+            "kl_per_example",
+            "train_nll",
+            "kl_nll_ratio",
+            "signal_ratio",
+        ],
+    );
+    assert_eq!(
+        strings(settings, "prior"),
+        ["gaussian:0.3", "gaussian:1", "fanin:1.414"]
+    );
     // fanin:1.414 on 3 inputs: sigma_1 = 1.414 / √3.
     let s1 = settings[2]["first_layer_sigma"]
         .as_f64()
         .unwrap_or(f64::NAN);
     assert!((s1 - 1.414 / 3f64.sqrt()).abs() < 1e-12);
-    assert!(is_png(&plots.join("sigma_test_ll.png")));
 }
 
 #[test]
 fn cli_prior_mean_json_and_figure() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    let plots = tmp.path().join("plots");
-    let v = study_json(&[
+    let v = uci_study_json(
         "prior-mean",
-        "--dir",
-        dir.to_str().expect("utf-8 path"),
-        "--pretrain-epochs",
-        "3",
-        "--epochs",
-        "3",
-        "--samples",
-        "5",
-        "--plots",
-        plots.to_str().expect("utf-8 path"),
-    ]);
+        &["--pretrain-epochs", "3", "--epochs", "3", "--samples", "5"],
+        &["prior_mean_test_ll.png"],
+    );
     assert_keys(
         &v,
         &[
@@ -555,30 +572,30 @@ fn cli_prior_mean_json_and_figure() {
             "arms",
         ],
     );
-    let arms = v["arms"].as_array().expect("arms");
-    let labels: Vec<&str> = arms.iter().filter_map(|a| a["label"].as_str()).collect();
-    assert_eq!(labels, ["zero-mean prior", "pretrained init", "MOPED"]);
+    let arms = entries_with_keys(
+        &v,
+        "arms",
+        &[
+            "scores",
+            "kl_l2",
+            "kl_rest",
+            "epochs_to_converge_loss",
+            "epochs_to_converge_ll",
+            "history",
+        ],
+    );
+    assert_eq!(
+        strings(arms, "label"),
+        ["zero-mean prior", "pretrained init", "MOPED"]
+    );
     for a in arms {
-        assert_keys(
-            a,
-            &[
-                "scores",
-                "kl_l2",
-                "kl_rest",
-                "epochs_to_converge_loss",
-                "epochs_to_converge_ll",
-                "history",
-            ],
-        );
         assert_eq!(a["history"].as_array().map(Vec::len), Some(3));
     }
-    assert!(is_png(&plots.join("prior_mean_test_ll.png")));
 }
 
 #[test]
 fn cli_studies_refuse_bad_settings_naming_the_flag() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let (_tmp, dir) = toy_split_dir();
     let d = dir.to_str().expect("utf-8 path");
     for (args, flag) in [
         (

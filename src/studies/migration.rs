@@ -36,8 +36,8 @@ use crate::data::SplitDir;
 use crate::model::{BayesMlp, BayesMlpConfig, StochasticModel};
 use crate::noise::NoiseSource;
 use crate::prior::{Fan, LayerPrior, Prior};
-use crate::studies::{StudySplit, TestScores};
-use crate::train::{fit_observed, TrainConfig};
+use crate::studies::{StudySplit, StudyTraining, TestScores};
+use crate::train::fit_observed;
 use crate::{Error, Result};
 
 /// Settings of the study.
@@ -48,9 +48,7 @@ use crate::{Error, Result};
 /// | `shift` | 0.5 | initial mean `m = shift · sigma_p` of the shifted run |
 /// | `split` | 0 | published split |
 /// | `epochs` | 400 | the UCI protocol's 10 × 40 |
-/// | `batch_size`, `lr` | 32, 1e-2 | as `bnn uci` |
-/// | `samples` | 100 | posterior samples per test evaluation |
-/// | `seed` | 0 | initialization, forward noise and minibatches |
+/// | `training` | [`StudyTraining::default`] | batch size, learning rate, test samples, seed |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MigrationConfig {
     /// Zero-mean Gaussian prior the KL is taken against.
@@ -61,14 +59,9 @@ pub struct MigrationConfig {
     pub split: usize,
     /// Training epochs.
     pub epochs: usize,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Posterior samples per test evaluation.
-    pub samples: usize,
-    /// Seed.
-    pub seed: u64,
+    /// Minibatches, test samples and seed.
+    #[serde(flatten)]
+    pub training: StudyTraining,
 }
 
 impl Default for MigrationConfig {
@@ -78,10 +71,7 @@ impl Default for MigrationConfig {
             shift: 0.5,
             split: 0,
             epochs: 400,
-            batch_size: 32,
-            lr: 1e-2,
-            samples: 100,
-            seed: 0,
+            training: StudyTraining::default(),
         }
     }
 }
@@ -266,19 +256,13 @@ fn train_run(
     bar: &ProgressBar,
 ) -> Result<MigrationRun> {
     let sigmas = layer_sigmas(model_config)?;
-    let means = shifted_init(model_config, shift, config.seed, device)?;
+    let training = &config.training;
+    let means = shifted_init(model_config, shift, training.seed, device)?;
     // Forward noise from a stream of its own, not a replay of the init draws.
-    let noise_seed = config.seed.wrapping_add(1);
+    let noise_seed = training.seed.wrapping_add(1);
     let model = BayesMlp::from_means(model_config.clone(), &means, noise_seed, device)?;
-    let mut history = vec![snapshot(&model, &sigmas, split, config.samples, 0)?];
-    let train = TrainConfig {
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        lr: config.lr,
-        seed: config.seed,
-        progress: false,
-        ..TrainConfig::default()
-    };
+    let mut history = vec![snapshot(&model, &sigmas, split, training.samples, 0)?];
+    let train = training.fit_config(config.epochs);
     fit_observed(
         &model,
         &split.train.xs,
@@ -290,7 +274,7 @@ fn train_run(
                 &model,
                 &sigmas,
                 split,
-                config.samples,
+                training.samples,
                 summary.epoch + 1,
             )?);
             Ok(())
@@ -318,7 +302,7 @@ fn train_run(
         label: label.into(),
         init_shift: shift,
         history,
-        scores: split.scores(&model, config.samples)?,
+        scores: split.scores(&model, training.samples)?,
         tensors,
     })
 }
@@ -331,40 +315,18 @@ pub fn run(
     device: &Device,
     bar: &ProgressBar,
 ) -> Result<MigrationResult> {
-    if config.samples == 0 {
-        return Err(Error::invalid("samples", 0, "at least 1"));
-    }
+    config.training.validate()?;
     if !config.shift.is_finite() {
         return Err(Error::invalid("shift", config.shift, "a finite number"));
     }
     let split = StudySplit::load(dir, config.split, device)?;
-    let model_config = BayesMlpConfig {
-        prior: config.prior,
-        ..BayesMlpConfig::new(split.test.n_features(), &[split.hidden])
-    };
-    model_config.validate()?;
+    let model_config = split.bbb_config(config.prior)?;
     layer_sigmas(&model_config)?;
     bar.set_length(2 * config.epochs as u64);
-    let runs = vec![
-        train_run(
-            "zero-mean init",
-            0.0,
-            &model_config,
-            config,
-            &split,
-            device,
-            bar,
-        )?,
-        train_run(
-            "shifted init",
-            config.shift,
-            &model_config,
-            config,
-            &split,
-            device,
-            bar,
-        )?,
-    ];
+    let runs = [("zero-mean init", 0.0), ("shifted init", config.shift)]
+        .into_iter()
+        .map(|(label, shift)| train_run(label, shift, &model_config, config, &split, device, bar))
+        .collect::<Result<Vec<_>>>()?;
     let n_params: usize = model_config
         .layer_sizes()
         .windows(2)

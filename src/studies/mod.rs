@@ -17,16 +17,20 @@
 //! [`random_mlp`] draws the networks at initialization that the first three
 //! measure; [`gauss_hermite`] computes their Gaussian expectations. The
 //! UCI-based studies share [`StudySplit`]: one published split, z-scored
-//! on its training rows, scored on its test rows in the original units.
+//! on its training rows, scored on its test rows in the original units, with
+//! the protocol's network ([`StudySplit::bbb_config`]) trained as
+//! [`StudyTraining`] says. [`parallel`] spreads independent jobs over the cores.
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, SplitDir};
 use crate::metrics::{nll, picp, rmse};
-use crate::model::StochasticModel;
+use crate::model::{BayesMlpConfig, StochasticModel};
+use crate::prior::Prior;
+use crate::train::TrainConfig;
 use crate::uci::{ScaledTrain, DEFAULT_HIDDEN};
-use crate::Result;
+use crate::{Error, Result};
 
 pub mod gauss_hermite;
 pub mod gp;
@@ -35,6 +39,7 @@ pub mod mean_field;
 pub mod migration;
 pub mod nngp;
 pub mod nngp_kernel;
+pub mod parallel;
 pub mod prior_mean;
 pub mod prior_predictive;
 pub mod random_mlp;
@@ -78,6 +83,18 @@ impl StudySplit {
         })
     }
 
+    /// The protocol's network for this split: one hidden layer of
+    /// [`hidden`](Self::hidden) units on the split's features, under `prior`
+    /// (validated).
+    pub fn bbb_config(&self, prior: Prior) -> Result<BayesMlpConfig> {
+        let config = BayesMlpConfig {
+            prior,
+            ..BayesMlpConfig::new(self.test.n_features(), &[self.hidden])
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Scores `model` on the test rows from `samples` stochastic passes.
     pub fn scores<M: StochasticModel + ?Sized>(
         &self,
@@ -91,5 +108,62 @@ impl StudySplit {
             ll: -nll(&dist, ys)?,
             picp95: picp(&dist.interval(0.95)?, ys)?,
         })
+    }
+}
+
+/// How the UCI-based studies train and score their networks: AdamW over
+/// minibatches as `bnn uci` does, and posterior samples per test evaluation.
+///
+/// | Field | Default | Purpose | Range |
+/// |---|---|---|---|
+/// | `batch_size` | 32 | minibatch size | ≥ 1 |
+/// | `lr` | 1e-2 | AdamW learning rate | > 0 |
+/// | `samples` | 100 | posterior samples per test evaluation | ≥ 1 |
+/// | `seed` | 0 | initialization, forward noise and minibatches | any |
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StudyTraining {
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Posterior samples per test evaluation.
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for StudyTraining {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            lr: 1e-2,
+            samples: 100,
+            seed: 0,
+        }
+    }
+}
+
+impl StudyTraining {
+    /// Refuses `samples == 0`: the test scores need at least one posterior
+    /// sample. (The rest is checked where training starts.)
+    pub fn validate(&self) -> Result<()> {
+        if self.samples == 0 {
+            return Err(Error::invalid("samples", 0, "at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The settings of one fit: `epochs` of these, without a progress bar of
+    /// its own (the study advances its one bar), the rest as
+    /// [`TrainConfig::default`].
+    pub fn fit_config(&self, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            progress: false,
+            ..TrainConfig::default()
+        }
     }
 }

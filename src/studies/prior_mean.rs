@@ -40,8 +40,8 @@ use crate::likelihood::LikelihoodKind;
 use crate::mc_dropout::{McDropoutConfig, McDropoutMlp};
 use crate::model::{BayesMlp, BayesMlpConfig, StochasticModel};
 use crate::prior::Prior;
-use crate::studies::{StudySplit, TestScores};
-use crate::train::{fit_observed, fit_with_progress, TrainConfig};
+use crate::studies::{StudySplit, StudyTraining, TestScores};
+use crate::train::{fit_observed, fit_with_progress};
 use crate::{Error, Result};
 
 /// Epochs averaged for the final level of a convergence criterion.
@@ -55,10 +55,8 @@ const FINAL_WINDOW: usize = 10;
 /// | `split` | 0 | published split |
 /// | `pretrain_epochs` | 400 | maximum-likelihood pretraining |
 /// | `epochs` | 400 | each BBB run |
-/// | `batch_size`, `lr` | 32, 1e-2 | as `bnn uci` |
-/// | `samples` | 100 | posterior samples per test evaluation |
 /// | `tolerance` | 0.01 | relative band of the convergence criterion |
-/// | `seed` | 0 | initialization, noise and minibatches |
+/// | `training` | [`StudyTraining::default`] | batch size, learning rate, test samples, seed |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PriorMeanConfig {
     /// Gaussian prior whose scale every run uses.
@@ -69,16 +67,11 @@ pub struct PriorMeanConfig {
     pub pretrain_epochs: usize,
     /// Epochs of each BBB run.
     pub epochs: usize,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Posterior samples per test evaluation.
-    pub samples: usize,
     /// Relative tolerance of the convergence criterion.
     pub tolerance: f64,
-    /// Seed.
-    pub seed: u64,
+    /// Minibatches, test samples and seed.
+    #[serde(flatten)]
+    pub training: StudyTraining,
 }
 
 impl Default for PriorMeanConfig {
@@ -88,11 +81,8 @@ impl Default for PriorMeanConfig {
             split: 0,
             pretrain_epochs: 400,
             epochs: 400,
-            batch_size: 32,
-            lr: 1e-2,
-            samples: 100,
             tolerance: 0.01,
-            seed: 0,
+            training: StudyTraining::default(),
         }
     }
 }
@@ -184,17 +174,10 @@ fn pretrain(
             likelihood: LikelihoodKind::Homoscedastic,
             ..McDropoutConfig::new(model_config.input_dim, &model_config.hidden)
         },
-        config.seed,
+        config.training.seed,
         device,
     )?;
-    let train = TrainConfig {
-        epochs: config.pretrain_epochs,
-        batch_size: config.batch_size,
-        lr: config.lr,
-        seed: config.seed,
-        progress: false,
-        ..TrainConfig::default()
-    };
+    let train = config.training.fit_config(config.pretrain_epochs);
     fit_with_progress(&net, &split.train.xs, &split.train.ys, &train, bar)?;
     let vars: HashMap<String, Tensor> = net
         .named_vars()
@@ -221,20 +204,16 @@ fn train_arm(
     split: &StudySplit,
     bar: &ProgressBar,
 ) -> Result<PriorMeanArm> {
-    let train = TrainConfig {
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        lr: config.lr,
-        seed: config.seed,
-        progress: false,
-        ..TrainConfig::default()
-    };
+    let (train, samples) = (
+        config.training.fit_config(config.epochs),
+        config.training.samples,
+    );
     let mut history = Vec::with_capacity(config.epochs);
     fit_observed(model, &split.train.xs, &split.train.ys, &train, bar, |s| {
         history.push(ArmEpoch {
             epoch: s.epoch + 1,
             loss: s.terms.loss,
-            test_ll: split.scores(model, config.samples)?.ll,
+            test_ll: split.scores(model, samples)?.ll,
         });
         Ok(())
     })?;
@@ -242,7 +221,7 @@ fn train_arm(
     let column = |f: fn(&ArmEpoch) -> f64| history.iter().map(f).collect::<Vec<_>>();
     Ok(PriorMeanArm {
         label: label.into(),
-        scores: split.scores(model, config.samples)?,
+        scores: split.scores(model, samples)?,
         kl_l2: kl.l2.to_scalar::<f32>()? as f64,
         kl_rest: kl.rest.to_scalar::<f32>()? as f64,
         epochs_to_converge_loss: epochs_to_converge(&column(|e| e.loss), config.tolerance),
@@ -259,9 +238,7 @@ pub fn run(
     device: &Device,
     bar: &ProgressBar,
 ) -> Result<PriorMeanResult> {
-    if config.samples == 0 {
-        return Err(Error::invalid("samples", 0, "at least 1"));
-    }
+    config.training.validate()?;
     if !(config.tolerance.is_finite() && config.tolerance > 0.0) {
         return Err(Error::invalid(
             "tolerance",
@@ -270,18 +247,15 @@ pub fn run(
         ));
     }
     let split = StudySplit::load(dir, config.split, device)?;
-    let model_config = BayesMlpConfig {
-        prior: config.prior,
-        ..BayesMlpConfig::new(split.test.n_features(), &[split.hidden])
-    };
-    model_config.validate()?;
+    let model_config = split.bbb_config(config.prior)?;
     bar.set_length((config.pretrain_epochs + 3 * config.epochs) as u64);
     let (means, pretrained) = pretrain(&model_config, config, &split, device, bar)?;
 
-    let plain = BayesMlp::new(model_config.clone(), config.seed, device)?;
-    let warm = BayesMlp::from_means(model_config.clone(), &means, config.seed, device)?;
-    let moped = BayesMlp::from_means(model_config, &means, config.seed, device)?
-        .with_prior_means(&means)?;
+    let seed = config.training.seed;
+    let plain = BayesMlp::new(model_config.clone(), seed, device)?;
+    let warm = BayesMlp::from_means(model_config.clone(), &means, seed, device)?;
+    let moped =
+        BayesMlp::from_means(model_config, &means, seed, device)?.with_prior_means(&means)?;
     let arms = vec![
         train_arm("zero-mean prior", &plain, config, &split, bar)?,
         train_arm("pretrained init", &warm, config, &split, bar)?,

@@ -40,10 +40,10 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use crate::data::SplitDir;
-use crate::model::{BayesMlp, BayesMlpConfig};
+use crate::model::BayesMlp;
 use crate::prior::{Fan, Prior};
-use crate::studies::StudySplit;
-use crate::train::{fit_with_progress, TrainConfig};
+use crate::studies::{StudySplit, StudyTraining};
+use crate::train::fit_with_progress;
 use crate::uci::mean_and_se;
 use crate::{Error, Result};
 
@@ -55,9 +55,7 @@ use crate::{Error, Result};
 /// | `gains` | 0.5, 1, 2 | fan-in gains `c` |
 /// | `splits` | 3 | the first K published splits |
 /// | `epochs` | 200 | per fit |
-/// | `batch_size`, `lr` | 32, 1e-2 | as `bnn uci` |
-/// | `samples` | 100 | posterior samples per test prediction |
-/// | `seed` | 0 | split `k` uses `seed + k` |
+/// | `training` | [`StudyTraining::default`] | batch size, learning rate, test samples, seed (split `k` uses `seed + k`) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SigmaConfig {
     /// Fixed prior standard deviations.
@@ -68,14 +66,9 @@ pub struct SigmaConfig {
     pub splits: usize,
     /// Epochs per fit.
     pub epochs: usize,
-    /// Minibatch size.
-    pub batch_size: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Posterior samples per test prediction.
-    pub samples: usize,
-    /// Seed.
-    pub seed: u64,
+    /// Minibatches, test samples and seed (split `k` uses `seed + k`).
+    #[serde(flatten)]
+    pub training: StudyTraining,
 }
 
 impl Default for SigmaConfig {
@@ -85,10 +78,7 @@ impl Default for SigmaConfig {
             gains: vec![0.5, 1.0, 2.0],
             splits: 3,
             epochs: 200,
-            batch_size: 32,
-            lr: 1e-2,
-            samples: 100,
-            seed: 0,
+            training: StudyTraining::default(),
         }
     }
 }
@@ -187,9 +177,7 @@ pub fn run(
             format!("1 to the {} splits of {}", dir.n_splits(), dir.name),
         ));
     }
-    if config.samples == 0 {
-        return Err(Error::invalid("samples", 0, "at least 1"));
-    }
+    config.training.validate()?;
     let mut priors = Vec::new();
     for &sigma in &config.sigmas {
         priors.push(("fixed", sigma, Prior::gaussian(sigma)?));
@@ -214,31 +202,25 @@ pub fn run(
 
     let mut settings = Vec::with_capacity(priors.len());
     for (family, value, prior) in priors {
-        let model_config = BayesMlpConfig {
-            prior,
-            ..BayesMlpConfig::new(d, &[hidden])
-        };
+        let model_config = splits[0].bbb_config(prior)?;
         let mut t = Tally::default();
         for (k, split) in splits.iter().enumerate() {
             bar.set_message(format!("{prior} split {}/{}", k + 1, config.splits));
-            let seed = config.seed.wrapping_add(k as u64);
+            let seed = config.training.seed.wrapping_add(k as u64);
             let model = BayesMlp::new(model_config.clone(), seed, device)?;
             let q = preactivation_second_moments(&model, &split.train.xs)?;
             t.signal_ratio.push(q[q.len() - 1] / q[0]);
-            let train = TrainConfig {
-                epochs: config.epochs,
-                batch_size: config.batch_size,
-                lr: config.lr,
+            let train = StudyTraining {
                 seed,
-                progress: false,
-                ..TrainConfig::default()
-            };
+                ..config.training
+            }
+            .fit_config(config.epochs);
             let report = fit_with_progress(&model, &split.train.xs, &split.train.ys, &train, bar)?;
             if let Some(last) = report.last() {
                 t.kl_per_example.push(last.terms.kl / split.n_train as f64);
                 t.train_nll.push(last.terms.nll);
             }
-            let scores = split.scores(&model, config.samples)?;
+            let scores = split.scores(&model, config.training.samples)?;
             t.ll.push(scores.ll);
             t.rmse.push(scores.rmse);
             t.picp95.push(scores.picp95);

@@ -26,7 +26,6 @@
 //! grows like `depth / width` (Hanin & Rolnick 2018).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -39,6 +38,7 @@ use crate::studies::gauss_hermite::{GaussHermite, DEFAULT_NODES};
 use crate::studies::mean_field::{
     predicted_gradient_variances, predicted_variances, LayerVariance,
 };
+use crate::studies::parallel::parallel_map;
 use crate::studies::random_mlp::{InitShape, Norm, RandomMlp};
 use crate::{Error, Result};
 
@@ -239,53 +239,6 @@ pub fn run(config: &SignalConfig, device: &Device) -> Result<SignalResult> {
         batch: config.batch,
         results: results.into_iter().flatten().collect(),
     })
-}
-
-/// `f` applied to every item on all available cores (std threads taking
-/// items in turn), results in item order. Each item's work is seeded on its
-/// own, so the results do not depend on the number of threads.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len())
-        .max(1);
-    let per_worker: Vec<Result<Vec<(usize, R)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return Ok(done);
-                        };
-                        done.push((i, f(item)?));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Shape {
-                        context: "signal study".into(),
-                        message: "a worker thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(items.len());
-    for done in per_worker {
-        all.extend(done?);
-    }
-    all.sort_by_key(|(i, _)| *i);
-    Ok(all.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Per-layer `v_l` and `g_l` of one network (see the module formula).

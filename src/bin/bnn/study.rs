@@ -2,10 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_bnn::data::{load_split_dir, SplitDir};
 use candle_bnn::studies::l2::{self, L2StudyConfig};
+use candle_bnn::studies::StudyTraining;
+use candle_bnn::train::terminal_progress_bar;
 use candle_bnn::Result;
 use candle_core::Device;
 use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::{
@@ -50,18 +54,40 @@ pub fn or_default<T: Clone>(list: &[T], default: Vec<T>) -> Vec<T> {
     }
 }
 
-/// Writes a study's figures into `dir` (when given) with `write`, and names
-/// each file on stderr, so stdout stays one table or one JSON object.
-pub fn write_plots(
-    dir: Option<&Path>,
-    write: impl FnOnce(&Path) -> Result<Vec<PathBuf>>,
-) -> Result<()> {
-    if let Some(dir) = dir {
-        for path in write(dir)? {
-            eprintln!("wrote {}", path.display());
+/// Flags every figure-writing study shares: where its figures go and how
+/// its result is printed.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the study's PNG figures into this folder.
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// Writes the figures with `figures` when asked (naming each file on
+    /// stderr, so stdout stays one table or one JSON object), then prints the
+    /// result as JSON or as `table` prints it.
+    pub fn report<R: Serialize>(
+        &self,
+        result: &R,
+        figures: impl FnOnce(&R, &Path) -> Result<Vec<PathBuf>>,
+        table: impl FnOnce(&R),
+    ) -> Result<()> {
+        if let Some(dir) = &self.plots {
+            for path in figures(result, dir)? {
+                eprintln!("wrote {}", path.display());
+            }
         }
+        if self.json {
+            println!("{}", serde_json::to_string(result)?);
+        } else {
+            table(result);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Flags shared by the studies that train on a UCI split directory.
@@ -71,41 +97,45 @@ pub struct UciStudyArgs {
     #[arg(long, default_value = DEFAULT_UCI_DIR)]
     pub dir: PathBuf,
     /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = StudyTraining::default().batch_size)]
     pub batch_size: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = StudyTraining::default().lr)]
     pub lr: f64,
     /// Posterior samples per test prediction.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = StudyTraining::default().samples)]
     pub samples: usize,
     /// Seed of initialization, noise and minibatches.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = StudyTraining::default().seed)]
     pub seed: u64,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the study's PNG figures into this folder.
-    #[arg(long)]
-    pub plots: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: ReportArgs,
 }
 
 impl UciStudyArgs {
-    /// Writes the figures when asked, then prints the result as JSON or as
-    /// `table` prints it.
-    pub fn report<R: Serialize>(
+    /// The study's training and scoring settings from these flags.
+    pub fn training(&self) -> StudyTraining {
+        StudyTraining {
+            batch_size: self.batch_size,
+            lr: self.lr,
+            samples: self.samples,
+            seed: self.seed,
+        }
+    }
+
+    /// Loads `--dir`, runs `study` on it on the CPU with an epoch progress
+    /// bar (cleared when done), then reports the result ([`ReportArgs::report`]).
+    pub fn run<R: Serialize>(
         &self,
-        result: &R,
+        study: impl FnOnce(&SplitDir, &Device, &ProgressBar) -> Result<R>,
         figures: impl FnOnce(&R, &Path) -> Result<Vec<PathBuf>>,
         table: impl FnOnce(&R),
     ) -> Result<()> {
-        write_plots(self.plots.as_deref(), |dir| figures(result, dir))?;
-        if self.json {
-            println!("{}", serde_json::to_string(result)?);
-        } else {
-            table(result);
-        }
-        Ok(())
+        let dir = load_split_dir(&self.dir)?;
+        let bar = terminal_progress_bar(0, "epoch");
+        let result = study(&dir, &Device::Cpu, &bar)?;
+        bar.finish_and_clear();
+        self.output.report(&result, figures, table)
     }
 }
 

@@ -1,11 +1,8 @@
 //! `bnn study migration`: a non-zero-mean init against a zero-mean prior.
 
-use candle_bnn::data::load_split_dir;
 use candle_bnn::prior::Prior;
 use candle_bnn::studies::migration::{self, MigrationConfig, MigrationResult};
-use candle_bnn::train::terminal_progress_bar;
 use candle_bnn::Result;
-use candle_core::Device;
 use clap::Args;
 
 use crate::study::UciStudyArgs;
@@ -31,21 +28,18 @@ pub struct MigrationArgs {
 
 pub fn run(a: &MigrationArgs) -> Result<()> {
     let c = &a.common;
-    let dir = load_split_dir(&c.dir)?;
     let config = MigrationConfig {
         prior: a.prior,
         shift: a.shift,
         split: a.split,
         epochs: a.epochs,
-        batch_size: c.batch_size,
-        lr: c.lr,
-        samples: c.samples,
-        seed: c.seed,
+        training: c.training(),
     };
-    let bar = terminal_progress_bar(0, "epoch");
-    let result = migration::run(&dir, &config, &Device::Cpu, &bar)?;
-    bar.finish_and_clear();
-    c.report(&result, migration::write_figures, print)
+    c.run(
+        |dir, device, bar| migration::run(dir, &config, device, bar),
+        migration::write_figures,
+        print,
+    )
 }
 
 /// Epochs shown in the table: 0, 1, 2, 5, 10, 20, 50, ... and the last.

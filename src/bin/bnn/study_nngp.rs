@@ -5,17 +5,18 @@ use std::path::PathBuf;
 
 use candle_bnn::data::load_split_dir;
 use candle_bnn::layers::Activation;
-use candle_bnn::studies::nngp::{self, NngpConfig};
+use candle_bnn::studies::nngp::{self, NngpConfig, NngpResult};
 use candle_bnn::{Prior, Result};
 use candle_core::Device;
 use clap::Args;
 
-use crate::study::{or_default, write_plots};
+use crate::study::{or_default, ReportArgs, DEFAULT_UCI_DIR};
 
 #[derive(Args)]
+#[command(mut_arg("plots", |a| a.help("Write nngp_convergence.png and nngp_kernel.png into this folder")))]
 pub struct NngpArgs {
     /// Dataset folder in the UCI split layout, for the GP-vs-BBB baseline.
-    #[arg(long, default_value = "../shared/data/uci/bostonHousing")]
+    #[arg(long, default_value = DEFAULT_UCI_DIR)]
     dir: PathBuf,
     /// Split of the baseline.
     #[arg(long, default_value_t = 0)]
@@ -50,12 +51,8 @@ pub struct NngpArgs {
     /// Seed of the networks and of BBB.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write nngp_convergence.png and nngp_kernel.png into this folder.
-    #[arg(long)]
-    plots: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: ReportArgs,
 }
 
 pub fn run(a: &NngpArgs) -> Result<()> {
@@ -75,11 +72,12 @@ pub fn run(a: &NngpArgs) -> Result<()> {
     config.validate()?;
     let dir = load_split_dir(&a.dir)?;
     let r = nngp::run(&config, &dir, a.split, &Device::Cpu)?;
-    write_plots(a.plots.as_deref(), |dir| r.write_figures(dir))?;
-    if a.json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
+    a.output
+        .report(&r, NngpResult::write_figures, |r| print(r, config.epochs))
+}
+
+/// The table; `epochs` labels the BBB row.
+fn print(r: &NngpResult, epochs: usize) {
     println!(
         "NNGP limit (prior {}, {} hidden layers, {} networks per width)",
         r.prior, r.depth, r.networks
@@ -115,9 +113,8 @@ pub fn run(a: &NngpArgs) -> Result<()> {
     );
     println!(
         "{:<28} {:>10.3} {:>10.3}",
-        format!("BBB ({} epochs)", config.epochs),
+        format!("BBB ({epochs} epochs)"),
         r.bnn_test_rmse,
         r.bnn_test_ll
     );
-    Ok(())
 }

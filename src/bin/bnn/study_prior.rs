@@ -1,16 +1,15 @@
 //! `bnn study prior`: prior predictive draws and entropy at equal variance.
 
-use std::path::PathBuf;
-
 use candle_bnn::layers::Activation;
-use candle_bnn::studies::prior_predictive::{self, PriorStudyConfig};
+use candle_bnn::studies::prior_predictive::{self, PriorStudyConfig, PriorStudyResult};
 use candle_bnn::{Prior, Result};
 use candle_core::Device;
 use clap::Args;
 
-use crate::study::{or_default, write_plots};
+use crate::study::{or_default, ReportArgs};
 
 #[derive(Args)]
+#[command(mut_arg("plots", |a| a.help("Write prior_draws_ACTIVATION.png into this folder")))]
 pub struct PriorArgs {
     /// Priors, space-separated [default: gaussian:1 lecun he glorot fanin:2].
     #[arg(long, num_args = 1..)]
@@ -39,12 +38,8 @@ pub struct PriorArgs {
     /// Seed of every draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write prior_draws_ACTIVATION.png into this folder.
-    #[arg(long)]
-    plots: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: ReportArgs,
 }
 
 pub fn run(a: &PriorArgs) -> Result<()> {
@@ -62,11 +57,13 @@ pub fn run(a: &PriorArgs) -> Result<()> {
         ..d
     };
     let r = prior_predictive::run(&config, &Device::Cpu)?;
-    write_plots(a.plots.as_deref(), |dir| r.write_figures(dir))?;
-    if a.json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
+    a.output.report(&r, PriorStudyResult::write_figures, |r| {
+        print(r, config.sigma)
+    })
+}
+
+/// The tables; `sigma` is the standard deviation of the entropy comparison.
+fn print(r: &PriorStudyResult, sigma: f64) {
     println!(
         "Prior predictive: {} draws per prior, {} {} hidden layer(s) of {} units",
         r.draws, r.activation, r.depth, r.width
@@ -83,10 +80,7 @@ pub fn run(a: &PriorArgs) -> Result<()> {
         );
     }
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    println!(
-        "\nDifferential entropy at equal standard deviation {}:",
-        config.sigma
-    );
+    println!("\nDifferential entropy at equal standard deviation {sigma}:");
     println!(
         "{:<10} {:<28} {:>10} {:>18}",
         "shape", "prior", "closed", "Monte Carlo ± se"
@@ -104,5 +98,4 @@ pub fn run(a: &PriorArgs) -> Result<()> {
             mc
         );
     }
-    Ok(())
 }

@@ -1,11 +1,8 @@
 //! `bnn study prior-mean`: a prior centred on pretrained weights (MOPED).
 
-use candle_bnn::data::load_split_dir;
 use candle_bnn::prior::Prior;
 use candle_bnn::studies::prior_mean::{self, PriorMeanConfig, PriorMeanResult};
-use candle_bnn::train::terminal_progress_bar;
 use candle_bnn::Result;
-use candle_core::Device;
 use clap::Args;
 
 use crate::study::UciStudyArgs;
@@ -34,22 +31,19 @@ pub struct PriorMeanArgs {
 
 pub fn run(a: &PriorMeanArgs) -> Result<()> {
     let c = &a.common;
-    let dir = load_split_dir(&c.dir)?;
     let config = PriorMeanConfig {
         prior: a.prior,
         split: a.split,
         pretrain_epochs: a.pretrain_epochs,
         epochs: a.epochs,
-        batch_size: c.batch_size,
-        lr: c.lr,
-        samples: c.samples,
         tolerance: a.tolerance,
-        seed: c.seed,
+        training: c.training(),
     };
-    let bar = terminal_progress_bar(0, "epoch");
-    let result = prior_mean::run(&dir, &config, &Device::Cpu, &bar)?;
-    bar.finish_and_clear();
-    c.report(&result, prior_mean::write_figures, print)
+    c.run(
+        |dir, device, bar| prior_mean::run(dir, &config, device, bar),
+        prior_mean::write_figures,
+        print,
+    )
 }
 
 fn print(r: &PriorMeanResult) {

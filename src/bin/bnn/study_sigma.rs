@@ -1,10 +1,7 @@
 //! `bnn study sigma`: why sigma = 1? A sweep over the prior's scale.
 
-use candle_bnn::data::load_split_dir;
 use candle_bnn::studies::sigma::{self, SigmaConfig, SigmaResult};
-use candle_bnn::train::terminal_progress_bar;
 use candle_bnn::Result;
-use candle_core::Device;
 use clap::Args;
 
 use crate::study::UciStudyArgs;
@@ -29,21 +26,18 @@ pub struct SigmaArgs {
 
 pub fn run(a: &SigmaArgs) -> Result<()> {
     let c = &a.common;
-    let dir = load_split_dir(&c.dir)?;
     let config = SigmaConfig {
         sigmas: a.sigmas.clone(),
         gains: a.gains.clone(),
         splits: a.splits,
         epochs: a.epochs,
-        batch_size: c.batch_size,
-        lr: c.lr,
-        samples: c.samples,
-        seed: c.seed,
+        training: c.training(),
     };
-    let bar = terminal_progress_bar(0, "epoch");
-    let result = sigma::run(&dir, &config, &Device::Cpu, &bar)?;
-    bar.finish_and_clear();
-    c.report(&result, sigma::write_figures, print)
+    c.run(
+        |dir, device, bar| sigma::run(dir, &config, device, bar),
+        sigma::write_figures,
+        print,
+    )
 }
 
 fn print(r: &SigmaResult) {

@@ -1,17 +1,16 @@
 //! `bnn study signal`: per-layer variance of deep MLPs at init, per prior.
 
-use std::path::PathBuf;
-
 use candle_bnn::layers::Activation;
 use candle_bnn::studies::random_mlp::{InitShape, Norm};
-use candle_bnn::studies::signal::{self, SignalConfig};
+use candle_bnn::studies::signal::{self, SignalConfig, SignalResult};
 use candle_bnn::{Prior, Result};
 use candle_core::Device;
 use clap::Args;
 
-use crate::study::{or_default, write_plots};
+use crate::study::{or_default, ReportArgs};
 
 #[derive(Args)]
+#[command(mut_arg("plots", |a| a.help("Write signal_variance.png and signal_norms.png into this folder")))]
 pub struct SignalArgs {
     /// Layers (at most 50).
     #[arg(long, default_value_t = SignalConfig::default().depth)]
@@ -37,12 +36,8 @@ pub struct SignalArgs {
     /// Seed of inputs, weights and readout direction.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write signal_variance.png and signal_norms.png into this folder.
-    #[arg(long)]
-    plots: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: ReportArgs,
 }
 
 pub fn run(a: &SignalArgs) -> Result<()> {
@@ -58,11 +53,10 @@ pub fn run(a: &SignalArgs) -> Result<()> {
         seed: a.seed,
     };
     let r = signal::run(&config, &Device::Cpu)?;
-    write_plots(a.plots.as_deref(), |dir| r.write_figures(dir))?;
-    if a.json {
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
-    }
+    a.output.report(&r, SignalResult::write_figures, print)
+}
+
+fn print(r: &SignalResult) {
     println!(
         "Signal propagation at init: {} layers of {} units, {} inputs",
         r.depth, r.width, r.batch
@@ -85,5 +79,4 @@ pub fn run(a: &SignalArgs) -> Result<()> {
             run.grad_ratio_predicted
         );
     }
-    Ok(())
 }
