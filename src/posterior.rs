@@ -21,6 +21,7 @@
 
 use candle_core::{Device, Shape, Tensor, Var};
 
+use crate::fused::Fused;
 use crate::noise::NoiseSource;
 use crate::ops::{inverse_softplus_f64, log_softplus, softplus};
 use crate::prior::LayerPrior;
@@ -173,12 +174,23 @@ impl FactoredGaussian {
             ));
         };
         let inv_2var = 1.0 / (2.0 * sp * sp);
-        let l2 = ((self.mu.as_tensor() - mean)?.sqr()?.sum_all()? * inv_2var)?;
-        let sigma = self.sigma()?;
-        let n = sigma.elem_count() as f64;
+        let mu = self.mu.as_tensor();
+        // `mu - 0` would be an extra graph node with the same bits.
+        let centered = if mean == 0.0 {
+            mu.clone()
+        } else {
+            (mu - mean)?
+        };
+        let l2 = (centered.sqr()?.sum_all()? * inv_2var)?;
+        let rho = self.rho.as_tensor();
+        let n = rho.elem_count() as f64;
         // Σ [ln sp - ln s + s²/(2sp²) - 1/2]
-        let rest = ((sigma.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?;
-        let rest = (rest + n * (sp.ln() - 0.5))?;
+        let variable = if Fused::supports(rho) {
+            rho.apply_op1(Fused::KlRest { inv_2var })?.sum_all()?
+        } else {
+            ((self.sigma()?.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?
+        };
+        let rest = (variable + n * (sp.ln() - 0.5))?;
         Ok(KlTerms { l2, rest })
     }
 
