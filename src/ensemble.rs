@@ -171,6 +171,11 @@ impl StochasticModel for DeepEnsemble {
         Ok(Tensor::stack(&heads, 0)?)
     }
 
+    /// One sample per member: `M`.
+    fn sample_group(&self) -> usize {
+        self.members.len()
+    }
+
     /// Every member, on the same minibatch.
     fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_samples(xs, self.members.len())

@@ -81,6 +81,7 @@
 //! errors are [`Error`] values that name the parameter, file, line or column.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod classifier;
@@ -89,6 +90,7 @@ pub mod elbo;
 pub mod ensemble;
 pub mod error;
 pub mod figures;
+mod fused;
 pub mod layers;
 pub mod likelihood;
 pub mod mc_dropout;
@@ -103,6 +105,7 @@ pub mod prior;
 pub mod regressor;
 pub mod studies;
 pub mod train;
+pub mod tuning;
 pub mod uci;
 
 pub use error::{Error, Result};

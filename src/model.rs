@@ -29,6 +29,13 @@ pub trait StochasticModel {
     /// `xs: [B, in]` -> head outputs `[samples, B, head_dim]`.
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor>;
 
+    /// `forward_samples` takes samples in multiples of this many: 1, unless
+    /// a model's samples come in fixed groups (an ensemble's members).
+    /// Prediction splits its passes into such groups.
+    fn sample_group(&self) -> usize {
+        1
+    }
+
     /// The stochastic pass the training loss is estimated with, `[B, in]` ->
     /// `[S, B, head_dim]`: one sample by default; an ensemble runs every
     /// member.

@@ -9,10 +9,13 @@
 //! ```
 //!
 //! with `log1p(u)` evaluated by its Taylor series where `1 + u` would round.
+//! On CPU (f32, f64) the functions run as one-pass kernels (`src/fused.rs`),
+//! elsewhere as compositions of candle ops.
 
 use candle_core::Tensor;
 use statrs::function::erf::{erfc, erfc_inv};
 
+use crate::fused::{Fused, LOG_SOFTPLUS_LINEAR_BELOW};
 use crate::Result;
 
 /// Below this, `log1p(u)` uses the series `u - u²/2 + u³/3 - u⁴/4`, whose
@@ -40,13 +43,17 @@ pub fn log1p_nonneg(u: &Tensor) -> Result<Tensor> {
 /// softplus(x) = ln(1 + e^x) = max(x, 0) + log1p(e^{-|x|})
 /// ```
 pub fn softplus(xs: &Tensor) -> Result<Tensor> {
+    if Fused::supports(xs) {
+        return Ok(xs.apply_op1(Fused::Softplus)?);
+    }
+    softplus_composed(xs)
+}
+
+/// [`softplus`] as a composition of candle ops (any device, any float dtype).
+fn softplus_composed(xs: &Tensor) -> Result<Tensor> {
     let tail = log1p_nonneg(&xs.abs()?.neg()?.exp()?)?;
     Ok((xs.relu()? + tail)?)
 }
-
-/// Below this `rho`, `ln softplus(rho) = rho - e^rho/2 + …` equals `rho` to
-/// within `e^-20 / 2 ≈ 1e-9`.
-const LOG_SOFTPLUS_LINEAR_BELOW: f64 = -20.0;
 
 /// `ln softplus(x)`, elementwise, with finite gradients everywhere.
 ///
@@ -59,7 +66,10 @@ const LOG_SOFTPLUS_LINEAR_BELOW: f64 = -20.0;
 /// then an f32 subnormal (or 0), and the backward pass of `ln` divides by it,
 /// producing `inf · 0 = NaN` gradients. The clamp keeps the unused branch finite.
 pub fn log_softplus(xs: &Tensor) -> Result<Tensor> {
-    let direct = softplus(&xs.maximum(LOG_SOFTPLUS_LINEAR_BELOW)?)?.log()?;
+    if Fused::supports(xs) {
+        return Ok(xs.apply_op1(Fused::LogSoftplus)?);
+    }
+    let direct = softplus_composed(&xs.maximum(LOG_SOFTPLUS_LINEAR_BELOW)?)?.log()?;
     let linear = xs.lt(LOG_SOFTPLUS_LINEAR_BELOW)?;
     Ok(linear.where_cond(xs, &direct)?)
 }
@@ -177,5 +187,48 @@ mod tests {
         let big = [1000.0, 1000.0];
         assert!((log_mean_exp(&big) - 1000.0).abs() < 1e-12);
         assert_eq!(log_mean_exp(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn fused_kernels_agree_with_the_composed_ops_in_value_and_gradient() -> Result<()> {
+        let xs: Vec<f32> = vec![-120.0, -30.0, -20.5, -19.5, -5.0, -0.5, 0.0, 0.5, 5.0, 30.0];
+        let var = candle_core::Var::from_vec(xs.clone(), xs.len(), &Device::Cpu)?;
+        let x = var.as_tensor();
+        let composed_log = {
+            let direct = softplus_composed(&x.maximum(LOG_SOFTPLUS_LINEAR_BELOW)?)?.log()?;
+            x.lt(LOG_SOFTPLUS_LINEAR_BELOW)?.where_cond(x, &direct)?
+        };
+        for (fused, composed) in [
+            (softplus(x)?, softplus_composed(x)?),
+            (log_softplus(x)?, composed_log),
+        ] {
+            let (gf, gc) = (
+                fused.sum_all()?.backward()?,
+                composed.sum_all()?.backward()?,
+            );
+            let pairs = [
+                (fused.to_vec1::<f32>()?, composed.to_vec1::<f32>()?),
+                (
+                    gf.get(x)
+                        .map(|g| g.to_vec1::<f32>())
+                        .transpose()?
+                        .unwrap_or_default(),
+                    gc.get(x)
+                        .map(|g| g.to_vec1::<f32>())
+                        .transpose()?
+                        .unwrap_or_default(),
+                ),
+            ];
+            for (a, b) in pairs {
+                assert_eq!(a.len(), xs.len());
+                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                    // Both are f32 evaluations of the same function: a few
+                    // roundings apart (1e-5 relative), or both subnormal.
+                    let tol = 1e-5 * u.abs().max(v.abs()) + 1e-38;
+                    assert!((u - v).abs() <= tol, "x = {}: {u} vs {v}", xs[i]);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@
 
 use candle_core::{Device, Shape, Tensor, Var};
 
+use crate::fused::Fused;
 use crate::noise::NoiseSource;
 use crate::ops::{inverse_softplus_f64, log_softplus, softplus};
 use crate::prior::LayerPrior;
@@ -184,7 +185,14 @@ impl FactoredGaussian {
                 "a Gaussian prior for the closed-form KL (use kl_monte_carlo)",
             ));
         };
-        self.gaussian_kl(&(self.mu.as_tensor() - mean)?, sp)
+        let mu = self.mu.as_tensor();
+        // `mu - 0` would be an extra graph node with the same bits.
+        let offset = if mean == 0.0 {
+            mu.clone()
+        } else {
+            (mu - mean)?
+        };
+        self.gaussian_kl(&offset, sp)
     }
 
     /// Closed-form KL to a Gaussian prior with a **per-weight mean**,
@@ -223,11 +231,15 @@ impl FactoredGaussian {
     fn gaussian_kl(&self, offset: &Tensor, sp: f64) -> Result<KlTerms> {
         let inv_2var = 1.0 / (2.0 * sp * sp);
         let l2 = (offset.sqr()?.sum_all()? * inv_2var)?;
-        let sigma = self.sigma()?;
-        let n = sigma.elem_count() as f64;
+        let rho = self.rho.as_tensor();
+        let n = rho.elem_count() as f64;
         // Σ [ln sp - ln s + s²/(2sp²) - 1/2]
-        let rest = ((sigma.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?;
-        let rest = (rest + n * (sp.ln() - 0.5))?;
+        let variable = if Fused::supports(rho) {
+            rho.apply_op1(Fused::KlRest { inv_2var })?.sum_all()?
+        } else {
+            ((self.sigma()?.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?
+        };
+        let rest = (variable + n * (sp.ln() - 0.5))?;
         Ok(KlTerms { l2, rest })
     }
 

@@ -28,11 +28,26 @@ use crate::model::StochasticModel;
 use crate::ops::{log_mean_exp, std_normal_cdf, std_normal_pdf, std_normal_quantile};
 use crate::{Error, Result};
 
-/// At most this many (sample × row) pairs go through the network at once;
-/// larger inputs are split into row chunks. This bounds memory; each row's
-/// predictive is distributed the same either way, though the draws (and so
-/// the exact numbers) depend on the chunking.
-pub const MAX_ROWS_PER_PASS: usize = 1 << 16;
+/// At most this many values in one activation tensor of a prediction pass:
+/// `rows × samples × width ≤ 2^22` f32, 16 MiB. This bounds memory, keeps
+/// each buffer below glibc's largest `mmap` threshold (32 MiB, so freed
+/// buffers can be reused instead of returned to the system and faulted in
+/// again), and the pass's working set near the cache; see [`predict`] for
+/// how larger requests are split.
+pub const MAX_VALUES_PER_PASS: usize = 1 << 22;
+
+/// (row × sample) pairs per prediction pass of `model`:
+/// `max(1, MAX_VALUES_PER_PASS / width)`, `width` the largest dimension of
+/// any of its parameters (an MLP's widest layer, inputs included).
+pub fn rows_per_pass<M: StochasticModel + ?Sized>(model: &M) -> usize {
+    let width = model
+        .vars()
+        .iter()
+        .flat_map(|v| v.dims().to_vec())
+        .max()
+        .unwrap_or(1);
+    (MAX_VALUES_PER_PASS / width.max(1)).max(1)
+}
 
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
@@ -71,9 +86,24 @@ impl PredictiveDistribution {
     }
 }
 
-/// Draws `samples` stochastic passes of `model` over `xs: [N, in]`, batched
-/// (`samples` stacked in the batch dimension, rows chunked by
-/// [`MAX_ROWS_PER_PASS`]), and returns the predictive per row.
+/// Draws `samples` stochastic passes of `model` over `xs: [N, in]`, batched,
+/// and returns the predictive per row.
+///
+/// Passes are split samples first, so that one pass sees as many rows as
+/// possible: with `P = rows_per_pass(model)` ([`rows_per_pass`]) and
+/// `R = min(N, P)` rows per pass,
+///
+/// ```text
+/// samples per pass  S_p = max(g, g · floor(P / (R g)))
+/// passes            ceil(N / R) · ceil(samples / S_p)
+/// ```
+///
+/// (`g` is the model's [`StochasticModel::sample_group`]). When `N ≤ P`
+/// every row is in every pass, so each sample is one
+/// function draw over all rows, and weight noise (one draw per sample for
+/// the reparameterization estimator) is drawn once per sample, however many
+/// rows. Each row's predictive is distributed the same for any split, though
+/// the exact numbers depend on it.
 pub fn predict<M: StochasticModel + ?Sized>(
     model: &M,
     xs: &Tensor,
@@ -83,12 +113,26 @@ pub fn predict<M: StochasticModel + ?Sized>(
         return Err(Error::invalid("samples", 0, "at least 1"));
     }
     let n = xs.dim(0)?;
-    let chunk = (MAX_ROWS_PER_PASS / samples).max(1);
+    let pairs = rows_per_pass(model);
+    let rows_per_pass = n.clamp(1, pairs);
+    let group = model.sample_group().max(1);
+    let samples_per_pass = (pairs / (rows_per_pass * group)).max(1) * group;
     let mut gaussian: Option<(Vec<f64>, Vec<f64>)> = None;
     let mut categorical: Option<(usize, Vec<f64>)> = None;
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let head = model.forward_samples(&xs.narrow(0, start, rows)?, samples)?;
+    for start in (0..n).step_by(rows_per_pass) {
+        let rows = xs.narrow(0, start, rows_per_pass.min(n - start))?;
+        // Per-pass heads, concatenated along the sample axis: [samples, B, k].
+        // Detached, so that a pass's graph (every intermediate activation,
+        // kept alive for a backward pass that prediction never runs) is freed
+        // before the next pass.
+        let heads = (0..samples)
+            .step_by(samples_per_pass)
+            .map(|s| {
+                let head = model.forward_samples(&rows, samples_per_pass.min(samples - s))?;
+                Ok(head.detach())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = Tensor::cat(&heads, 0)?;
         match model.likelihood().distribution(&head)? {
             OutputDistribution::Gaussian { mean, scale } => {
                 // [S, B] -> point-major [B, S]

@@ -7,7 +7,9 @@
 //!
 //! A guard checks the NLL, the KL and every gradient before each update; a
 //! non-finite value stops training with [`Error::NonFinite`] naming the term
-//! and the step, and the parameters keep their last finite values.
+//! and the step, and the parameters keep their last finite values. The guard
+//! is one fused sum read once per step; the loss terms of the epoch summary
+//! are summed on the device and read once per epoch.
 
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::elbo::{Elbo, ElboValues, KlSchedule};
+use crate::elbo::{Elbo, ElboTerms, ElboValues, KlSchedule};
 use crate::model::StochasticModel;
 use crate::{Error, Result};
 
@@ -104,7 +106,7 @@ pub struct EpochSummary {
 }
 
 /// What a training run did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TrainReport {
     /// One summary per epoch.
     pub epochs: Vec<EpochSummary>,
@@ -114,6 +116,9 @@ pub struct TrainReport {
     /// on how busy the machine was (same seed -> byte-identical files).
     #[serde(skip_serializing, default)]
     pub seconds: f64,
+    /// Wall time of each epoch in seconds (not serialized, as `seconds`).
+    #[serde(skip_serializing, default)]
+    pub epoch_seconds: Vec<f64>,
     /// Warnings raised (also printed to stderr once).
     pub warnings: Vec<String>,
 }
@@ -195,12 +200,16 @@ pub fn fit_observed<M: StochasticModel + ?Sized>(
         epochs: Vec::with_capacity(config.epochs),
         steps: 0,
         seconds: 0.0,
+        epoch_seconds: Vec::with_capacity(config.epochs),
         warnings: Vec::new(),
     };
 
     for epoch in 0..config.epochs {
+        let epoch_start = Instant::now();
         order.shuffle(&mut rng);
-        let mut sum = [0f64; 5];
+        // Σ over the epoch's steps of [loss, nll, kl, kl_l2, kl_rest], in f64
+        // on the device: read once per epoch, not once per step.
+        let mut sum = Tensor::zeros(5, DType::F64, xs.device())?;
         let mut beta = 0.0;
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let idx = Tensor::from_slice(chunk, chunk.len(), xs.device())?;
@@ -209,30 +218,31 @@ pub fn fit_observed<M: StochasticModel + ?Sized>(
             let nll = model.likelihood().nll(&head, &yb)?;
             let epochs_done = epoch as f64 + (b + 1) as f64 / steps_per_epoch as f64;
             let terms = elbo.terms(&nll, &model.kl()?, epochs_done)?;
-            let v = terms.values()?;
-            let step = report.steps;
-            for (name, value) in [("nll", v.nll), ("kl", v.kl), ("loss", v.loss)] {
-                if !value.is_finite() {
-                    return Err(Error::NonFinite {
-                        term: name.into(),
-                        value,
-                        step,
-                        epoch,
-                    });
-                }
-            }
             let grads = terms.loss.backward()?;
-            check_gradients(&vars, &names, &grads, step, epoch)?;
+            let summary = Tensor::stack(
+                &[
+                    &terms.loss,
+                    &terms.nll,
+                    &terms.kl,
+                    &terms.kl_l2,
+                    &terms.kl_rest,
+                ]
+                .map(Tensor::detach),
+                0,
+            )?;
+            let step = report.steps;
+            if !guard(&summary, &vars, &grads)?.is_finite() {
+                // Something is not finite (or the guard's sum overflowed):
+                // name it, term by term and gradient by gradient.
+                check_terms(&terms, step, epoch)?;
+                check_gradients(&vars, &names, &grads, step, epoch)?;
+            }
             optimizer.step(&grads)?;
             report.steps += 1;
             beta = terms.beta;
-            for (s, x) in sum
-                .iter_mut()
-                .zip([v.loss, v.nll, v.kl, v.kl_l2, v.kl_rest])
-            {
-                *s += x;
-            }
+            sum = (sum + summary.to_dtype(DType::F64)?)?;
         }
+        let sum = sum.to_vec1::<f64>()?;
         let m = |i: usize| sum[i] / steps_per_epoch as f64;
         let terms = ElboValues {
             loss: m(0),
@@ -244,6 +254,9 @@ pub fn fit_observed<M: StochasticModel + ?Sized>(
         let summary = EpochSummary { epoch, beta, terms };
         observe(&summary)?;
         report.epochs.push(summary);
+        report
+            .epoch_seconds
+            .push(epoch_start.elapsed().as_secs_f64());
         bar.set_message(format!(
             "loss {:.4}  nll {:.4}  kl/N {:.4}",
             terms.loss,
@@ -262,6 +275,43 @@ pub fn fit_observed<M: StochasticModel + ?Sized>(
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// One number that is finite only if every loss term and every gradient is:
+/// the f32 sum
+///
+/// ```text
+/// guard = Σ_g Σ g²  +  (loss + nll + kl + kl_l2 + kl_rest)
+/// ```
+///
+/// A NaN or infinity anywhere makes it non-finite, and so does a sum of
+/// squares that overflows (which [`check_gradients`] reports as a divergence
+/// too): one read per step instead of one per term. A finite guard implies
+/// that [`check_terms`] and [`check_gradients`] pass; a non-finite one sends
+/// the step through them, to name the culprit.
+fn guard(summary: &Tensor, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<f64> {
+    let mut total = Tensor::zeros((), DType::F32, summary.device())?;
+    for g in vars.iter().filter_map(|v| grads.get(v)) {
+        total = (total + g.detach().sqr()?.sum_all()?)?;
+    }
+    let guard = (total + summary.sum_all()?)?;
+    Ok(guard.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Errors naming the first non-finite term of `nll`, `kl`, `loss`.
+fn check_terms(terms: &ElboTerms, step: usize, epoch: usize) -> Result<()> {
+    let v = terms.values()?;
+    for (name, value) in [("nll", v.nll), ("kl", v.kl), ("loss", v.loss)] {
+        if !value.is_finite() {
+            return Err(Error::NonFinite {
+                term: name.into(),
+                value,
+                step,
+                epoch,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Errors if any gradient holds a NaN or an infinity. One fused reduction for

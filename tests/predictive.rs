@@ -5,7 +5,7 @@
 
 use candle_bnn::likelihood::LikelihoodKind;
 use candle_bnn::model::{BayesMlp, BayesMlpConfig, StochasticModel};
-use candle_bnn::predictive::{predict, GaussianMixture, MAX_ROWS_PER_PASS};
+use candle_bnn::predictive::{predict, rows_per_pass, GaussianMixture};
 use candle_bnn::{Error, Result};
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -280,38 +280,42 @@ fn predict_has_one_row_per_input_and_t_components() -> Result<()> {
 
 #[test]
 fn chunked_predict_keeps_rows_in_order() -> Result<()> {
-    // T = 64 puts at most 65536 / 64 = 1024 rows in one pass; 2500 rows take
-    // three passes. With a tiny posterior scale every sample is the mean pass
-    // (noise ~1e-6 of the signal), so each row's components must equal that
-    // row's forward_mean: a row mix-up or a transposed [S, B] block would not.
-    let samples = 64;
-    let n = 2 * MAX_ROWS_PER_PASS / samples + 452;
+    // Passes split samples first: T = 64 over P/20 rows (P row-samples fit
+    // in a pass) takes 20 samples per pass, four passes over every row; more
+    // rows than P also split the rows (two row blocks, one sample per pass).
+    // With a tiny posterior scale every sample is the mean pass (noise ~1e-6
+    // of the signal), so each row's components must equal that row's
+    // forward_mean: a row or sample mix-up or a transposed [S, B] block
+    // would not.
     let mut cfg = BayesMlpConfig::new(3, &[16]);
     cfg.init_scale = 1e-6;
     let model = BayesMlp::new(cfg, 2, &Device::Cpu)?;
-    let xs = inputs(n, 3)?;
-    let pd = predict(&model, &xs, samples)?.into_regression()?;
-    assert_eq!((pd.len(), pd.n_components()), (n, samples));
-    let mean = model.forward_mean(&xs)?.flatten_all()?.to_vec1::<f32>()?;
-    // A row mix-up is only visible between rows that differ: most
-    // consecutive rows of the mean pass differ by far more than the 1e-3
-    // tolerance below.
-    let distinct = mean
-        .windows(2)
-        .filter(|w| (w[0] - w[1]).abs() > 1e-2)
-        .count();
-    assert!(
-        distinct > n * 9 / 10,
-        "only {distinct} of {n} rows distinct"
-    );
-    for (i, m) in mean.iter().enumerate() {
-        for c in pd.component_means(i) {
-            // Noise std ~1e-6 per weight times O(1) activations over 16
-            // units: ~1e-5; 1e-3 leaves a margin of 100.
-            assert!(
-                (c - *m as f64).abs() < 1e-3,
-                "row {i}: component {c} vs mean pass {m}"
-            );
+    let pairs = rows_per_pass(&model);
+    for (n, samples) in [(pairs / 20, 64), (pairs + 452, 2)] {
+        let xs = inputs(n, 3)?;
+        let pd = predict(&model, &xs, samples)?.into_regression()?;
+        assert_eq!((pd.len(), pd.n_components()), (n, samples));
+        let mean = model.forward_mean(&xs)?.flatten_all()?.to_vec1::<f32>()?;
+        // A row mix-up is only visible between rows that differ: most
+        // consecutive rows of the mean pass differ by far more than the 1e-3
+        // tolerance below.
+        let distinct = mean
+            .windows(2)
+            .filter(|w| (w[0] - w[1]).abs() > 1e-2)
+            .count();
+        assert!(
+            distinct > n * 9 / 10,
+            "only {distinct} of {n} rows distinct"
+        );
+        for (i, m) in mean.iter().enumerate() {
+            for c in pd.component_means(i) {
+                // Noise std ~1e-6 per weight times O(1) activations over 16
+                // units: ~1e-5; 1e-3 leaves a margin of 100.
+                assert!(
+                    (c - *m as f64).abs() < 1e-3,
+                    "row {i}: component {c} vs mean pass {m}"
+                );
+            }
         }
     }
     Ok(())

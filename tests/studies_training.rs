@@ -256,12 +256,7 @@ fn moped_network_starts_with_zero_decay_and_decays_toward_its_centre() -> Result
         ),
         (vec!["a".into(), "b".into(), "c".into()], "y".into()),
         TrainConfig::default(),
-        TrainReport {
-            epochs: Vec::new(),
-            steps: 0,
-            seconds: 0.0,
-            warnings: Vec::new(),
-        },
+        TrainReport::default(),
     )?;
     let tmp = tempfile::tempdir().expect("tempdir");
     let saved = checkpoint::save(&regressor, &tmp.path().join("model"));

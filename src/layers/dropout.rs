@@ -41,7 +41,8 @@ impl McDropout {
     /// Draws a mask (1/(1-p) where kept, 0 where dropped).
     pub fn draw_mask(&self, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let keep = 1.0 - self.p;
-        Ok((self.noise.bernoulli(shape, keep, device)? / keep)?)
+        self.noise
+            .bernoulli(shape, keep, (1.0 / keep) as f32, device)
     }
 
     /// `xs ⊙ mask` with a fresh mask; the identity when `p = 0`.

@@ -1,5 +1,6 @@
 //! `bnn`: the candle-bnn command line. With no arguments it runs the demo.
 
+mod bench;
 mod calibrate;
 mod demo;
 mod eval;
@@ -42,6 +43,8 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// The UCI regression benchmark on a split directory (published splits).
     Uci(uci::UciArgs),
+    /// Time training and prediction with the PyTorch peer harness's protocol.
+    Bench(bench::BenchArgs),
     /// Prior/initializer studies.
     Study {
         #[command(subcommand)]
@@ -73,6 +76,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread or tensor exists (see its docs).
+    candle_bnn::tuning::tune_process();
     let cli = Cli::parse();
     let result = match cli.command {
         None => demo::run(&demo::DemoArgs::default()),
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Calibrate(args)) => calibrate::run(&args),
         Some(Command::Uci(args)) => uci::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Study { study }) => study::run(&study),
     };
     match result {
