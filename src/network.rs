@@ -206,9 +206,16 @@ impl Network {
     }
 }
 
+/// Every method forwards to the family's own, defaults included: a method
+/// left to the trait's default here would silently drop the family's
+/// override (an ensemble's sample groups, say).
 impl StochasticModel for Network {
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
         self.as_stochastic().forward_samples(xs, samples)
+    }
+
+    fn sample_group(&self) -> usize {
+        self.as_stochastic().sample_group()
     }
 
     fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {

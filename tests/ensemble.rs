@@ -193,3 +193,27 @@ fn samples_must_be_a_multiple_of_the_members() -> Result<()> {
     assert!(e.contains("samples"), "{e}");
     Ok(())
 }
+
+/// Behind the one `Network` type, an ensemble still predicts in whole sets
+/// of members when the prediction is split into passes: 1000 rows × 50
+/// samples × 100 units exceed one pass's value budget
+/// (`MAX_VALUES_PER_PASS / 100` row-samples), so the passes split, and they
+/// must split at multiples of the 5 members, exactly as the bare ensemble
+/// does.
+#[test]
+fn a_wrapped_ensemble_splits_passes_at_whole_member_sets() -> Result<()> {
+    use candle_bnn::predictive::{rows_per_pass, PredictiveDistribution};
+    use candle_bnn::Network;
+
+    let ens = DeepEnsemble::new(2, &[100], 5, 3, &Device::Cpu)?;
+    let xs = inputs(1000, 4)?;
+    assert!(1000 * 50 > rows_per_pass(&ens), "the prediction must split");
+    let wrapped = Network::from(ens.clone());
+    assert_eq!(wrapped.sample_group(), 5);
+    let means = |p: PredictiveDistribution| -> Result<Vec<f64>> { Ok(p.into_regression()?.mean()) };
+    assert_eq!(
+        means(predict(&wrapped, &xs, 50)?)?,
+        means(predict(&ens, &xs, 50)?)?
+    );
+    Ok(())
+}
