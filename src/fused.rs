@@ -26,6 +26,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::cpu_backend::unary_map;
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use num_traits::Float;
+use rayon::prelude::*;
 
 /// Below this, `ln softplus(x) = x - e^x/2 + …` equals `x` to within
 /// `e^-20 / 2 ≈ 1e-9` (see [`crate::ops::log_softplus`]).
@@ -88,17 +89,17 @@ impl Fused {
 
     /// The function over a storage, with the choice of function made once,
     /// outside the loop (each arm is its own monomorphized loop).
-    fn map<F: Float>(self, values: &[F], layout: &Layout) -> Vec<F> {
+    fn map<F: Float + Send + Sync>(self, values: &[F], layout: &Layout) -> Vec<F> {
         match self {
-            Fused::Softplus => unary_map(values, layout, |x| Fused::Softplus.eval(x)),
-            Fused::Sigmoid => unary_map(values, layout, |x| Fused::Sigmoid.eval(x)),
-            Fused::LogSoftplus => unary_map(values, layout, |x| Fused::LogSoftplus.eval(x)),
-            Fused::LogSoftplusGrad => unary_map(values, layout, |x| Fused::LogSoftplusGrad.eval(x)),
+            Fused::Softplus => apply(values, layout, |x| Fused::Softplus.eval(x)),
+            Fused::Sigmoid => apply(values, layout, |x| Fused::Sigmoid.eval(x)),
+            Fused::LogSoftplus => apply(values, layout, |x| Fused::LogSoftplus.eval(x)),
+            Fused::LogSoftplusGrad => apply(values, layout, |x| Fused::LogSoftplusGrad.eval(x)),
             Fused::KlRest { inv_2var } => {
-                unary_map(values, layout, |x| Fused::KlRest { inv_2var }.eval(x))
+                apply(values, layout, |x| Fused::KlRest { inv_2var }.eval(x))
             }
             Fused::KlRestGrad { inv_2var } => {
-                unary_map(values, layout, |x| Fused::KlRestGrad { inv_2var }.eval(x))
+                apply(values, layout, |x| Fused::KlRestGrad { inv_2var }.eval(x))
             }
         }
     }
@@ -111,6 +112,31 @@ impl Fused {
             Fused::KlRest { inv_2var } => Some(Fused::KlRestGrad { inv_2var }),
             Fused::Sigmoid | Fused::LogSoftplusGrad | Fused::KlRestGrad { .. } => None,
         }
+    }
+}
+
+/// Contiguous inputs of at least this many values are split across rayon's
+/// pool (the one candle's matmuls use; candle's own elementwise pool stays
+/// off, see [`crate::tuning`]). Below it, one thread is faster than the
+/// fork-join (a few microseconds).
+const PARALLEL_ABOVE: usize = 1 << 14;
+
+/// `f` on every value in layout order: in parallel chunks of at least
+/// [`PARALLEL_ABOVE`] / 4 values for a large contiguous input, else on the
+/// calling thread. Each output depends on its input alone, so the result is
+/// the same bits either way.
+fn apply<F: Float + Send + Sync>(
+    values: &[F],
+    layout: &Layout,
+    f: impl Fn(F) -> F + Send + Sync,
+) -> Vec<F> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) if end - start >= PARALLEL_ABOVE => values[start..end]
+            .par_iter()
+            .with_min_len(PARALLEL_ABOVE / 4)
+            .map(|&x| f(x))
+            .collect(),
+        _ => unary_map(values, layout, f),
     }
 }
 
