@@ -183,6 +183,35 @@ impl CustomOp1 for Fused {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
+
+    /// Large inputs take the parallel path, strided ones the serial one;
+    /// both give each element's own value, in layout order.
+    #[test]
+    fn parallel_and_strided_inputs_map_element_by_element() -> candle_core::Result<()> {
+        let (rows, cols) = (200, 300); // 60 000 values, above PARALLEL_ABOVE
+        assert!(rows * cols >= PARALLEL_ABOVE);
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| (i as f32 * 0.37).sin() * 8.0)
+            .collect();
+        let x = Tensor::from_vec(values.clone(), (rows, cols), &Device::Cpu)?;
+        let kernel = Fused::KlRest { inv_2var: 0.7 };
+        let want: Vec<f32> = values.iter().map(|&v| kernel.eval(v)).collect();
+        let got = x.apply_op1(kernel)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(got, want);
+        // The transpose is not contiguous: the serial map in layout order.
+        let t = x.t()?;
+        let want_t: Vec<f32> = t
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| kernel.eval(v))
+            .collect();
+        let got_t = t.apply_op1(kernel)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(got_t, want_t);
+        Ok(())
+    }
 
     #[test]
     fn derivatives_match_central_differences() {
