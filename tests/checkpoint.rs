@@ -693,3 +693,21 @@ fn every_family_and_task_round_trips() -> Result<()> {
     }
     Ok(())
 }
+
+/// A version 1 file (BBB regressors only: no `task`, `method` "bbb") still
+/// loads, and predicts as the version 2 file it was cut from.
+#[test]
+fn version_1_files_load_unchanged() -> Result<()> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let model = fit(2)?;
+    checkpoint::save(&model, &dir)?;
+    let mut v = read_json(&dir);
+    assert_eq!(v["task"], "regression");
+    v["format_version"] = 1.into();
+    v.as_object_mut().unwrap().remove("task");
+    write_json(&dir, &v);
+    let loaded = checkpoint::load_regressor(&dir, &Device::Cpu)?;
+    assert_eq!(prediction_bits(&loaded)?, prediction_bits(&model)?);
+    Ok(())
+}
