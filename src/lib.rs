@@ -79,6 +79,12 @@
 //! randomness flows from explicit seeds through [`noise::NoiseSource`] (same
 //! seed, same machine, same numbers); parameters are f32, summaries f64;
 //! errors are [`Error`] values that name the parameter, file, line or column.
+//!
+//! ## Speed on CPU
+//! Call [`tuning::tune_process`] first in `main` (the `bnn` binary does): it
+//! keeps freed tensor memory for reuse and keeps candle's elementwise thread
+//! pool from fighting its matmul pool. On 2 cores that is worth up to 30× on
+//! training and 3× on prediction (docs/performance.md).
 #![warn(missing_docs)]
 
 pub mod bench;
