@@ -54,8 +54,9 @@ const EPOCHS_PER_BASE_EPOCH: usize = 10;
 const DEFAULT_DROPOUT: f64 = 0.05;
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
-/// Fraction of each split's training rows held out to fit a recalibration.
-const CALIBRATION_FRACTION: f64 = 0.2;
+/// Default fraction of each split's training rows held out to fit a
+/// recalibration.
+pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
 
 /// A model family of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,9 +134,15 @@ pub struct UciConfig {
     pub batch_size: usize,
     /// Seed; split `i` uses `seed + i`.
     pub seed: u64,
-    /// Recalibrate on the last 20% of each split's training rows (held out
-    /// from training) and score the test rows after it too.
+    /// Recalibrate on the last `calibration_fraction` of each split's
+    /// training rows (held out from training) and score the test rows after
+    /// it too.
     pub recalibrate: Option<RecalibrationMethod>,
+    /// Fraction of the training rows held out for the recalibration, in
+    /// (0, 1) [default: [`DEFAULT_CALIBRATION_FRACTION`]]. Split conformal
+    /// over-covers by up to `1/(n+1)` with `n` calibration rows, so small
+    /// datasets gain from holding out more.
+    pub calibration_fraction: Option<f64>,
     /// MC dropout's rate without a grid [default: 0.05].
     pub dropout: Option<f64>,
 }
@@ -152,6 +159,7 @@ impl UciConfig {
             batch_size: 32,
             seed: 0,
             recalibrate: None,
+            calibration_fraction: None,
             dropout: None,
         }
     }
@@ -226,6 +234,10 @@ pub struct UciReport {
     /// and log-likelihood above are after it, and `raw_*` before it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recalibrate: Option<RecalibrationMethod>,
+    /// The fraction of training rows the recalibration was fitted on (when
+    /// recalibrating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration_fraction: Option<f64>,
     /// Mean raw coverage of the 90% intervals (when recalibrating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_picp90_mean: Option<f64>,
@@ -317,6 +329,23 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     if config.samples == 0 {
         return Err(Error::invalid("samples", 0, "at least 1"));
     }
+    let calibration_fraction = match (config.calibration_fraction, config.recalibrate) {
+        (Some(f), _) if !(f > 0.0 && f < 1.0) => {
+            return Err(Error::invalid(
+                "calibration_fraction",
+                f,
+                "a fraction in (0, 1)",
+            ))
+        }
+        (Some(f), None) => {
+            return Err(Error::invalid(
+                "calibration_fraction",
+                f,
+                "only together with --recalibrate",
+            ))
+        }
+        (f, _) => f.unwrap_or(DEFAULT_CALIBRATION_FRACTION),
+    };
     let base = dir.n_epochs.unwrap_or(DEFAULT_BASE_EPOCHS);
     let epochs = config.epochs.unwrap_or(EPOCHS_PER_BASE_EPOCH * base);
     let candidates = candidates(dir, config)?;
@@ -347,7 +376,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         let seed = config.seed.wrapping_add(split as u64);
         let (train, held_out) = match config.recalibrate {
             Some(_) => {
-                let (fit_part, cal) = tail_split(&all_train, CALIBRATION_FRACTION)?;
+                let (fit_part, cal) = tail_split(&all_train, calibration_fraction)?;
                 (fit_part, Some(cal))
             }
             None => (all_train, None),
@@ -407,6 +436,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         picp95_mean: column(|s| s.picp95).0,
         cal_error_mean: column(|s| s.cal_error).0,
         recalibrate: config.recalibrate,
+        calibration_fraction: config.recalibrate.map(|_| calibration_fraction),
         raw_picp90_mean: raw_mean(&per_split, |r| r.picp90),
         raw_picp95_mean: raw_mean(&per_split, |r| r.picp95),
         raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),

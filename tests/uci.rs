@@ -9,6 +9,7 @@ mod split_dir;
 use std::path::Path;
 use std::process::Command;
 
+use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
 use candle_bnn::prior::Prior;
 use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport};
@@ -196,6 +197,31 @@ fn invalid_settings_error_naming_the_setting() -> Result<()> {
         ..config(UciMethod::Bbb, Some(1), false)
     };
     assert_eq!(invalid_name(run(&dir, &c)), "samples");
+    // A calibration fraction must be a fraction, and comes with a recalibration.
+    for (fraction, recalibrate) in [
+        (0.0, Some(RecalibrationMethod::Conformal)),
+        (1.0, Some(RecalibrationMethod::Conformal)),
+        (f64::NAN, Some(RecalibrationMethod::Conformal)),
+        (0.3, None),
+    ] {
+        let c = UciConfig {
+            calibration_fraction: Some(fraction),
+            recalibrate,
+            ..config(UciMethod::McDropout, Some(1), false)
+        };
+        assert_eq!(
+            invalid_name(run(&dir, &c)),
+            "calibration_fraction",
+            "{fraction} {recalibrate:?}"
+        );
+    }
+    let c = UciConfig {
+        splits: Some(1),
+        calibration_fraction: Some(0.4),
+        recalibrate: Some(RecalibrationMethod::Conformal),
+        ..config(UciMethod::McDropout, Some(1), false)
+    };
+    assert_eq!(run(&dir, &c)?.calibration_fraction, Some(0.4));
     // A grid needs the grid files.
     std::fs::remove_file(dir.join("tau_values.txt")).expect("remove tau_values.txt");
     assert_eq!(

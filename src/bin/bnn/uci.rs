@@ -41,6 +41,11 @@ pub struct UciArgs {
     /// scale | isotonic | conformal.
     #[arg(long)]
     recalibrate: Option<RecalibrationMethod>,
+    /// Fraction of each split's training rows held out for --recalibrate,
+    /// in (0, 1) [default: 0.2]. Split conformal over-covers by up to
+    /// 1/(n+1) with n calibration rows: hold out more on small datasets.
+    #[arg(long, allow_negative_numbers = true)]
+    calibration_fraction: Option<f64>,
     /// MC dropout's rate p without --grid [default: 0.05].
     #[arg(long)]
     dropout: Option<f64>,
@@ -59,6 +64,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         batch_size: args.batch_size,
         seed: args.seed,
         recalibrate: args.recalibrate,
+        calibration_fraction: args.calibration_fraction,
         dropout: args.dropout,
         ..UciConfig::new(args.method)
     };
