@@ -17,6 +17,19 @@ use candle_bnn::{Error, Result};
 use indicatif::ProgressBar;
 use split_dir::{write_split_dir, RATES, TAUS};
 
+/// The keys the CLI contract promises in `bnn uci --json` (DESIGN.md).
+const REPORT_KEYS: [&str; 9] = [
+    "dataset",
+    "method",
+    "splits",
+    "rmse_mean",
+    "rmse_se",
+    "ll_mean",
+    "ll_se",
+    "picp95_mean",
+    "seconds",
+];
+
 fn config(method: UciMethod, epochs: Option<usize>, grid: bool) -> UciConfig {
     UciConfig {
         epochs,
@@ -87,17 +100,7 @@ fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
         assert_ne!(r.per_split[0].rmse, r.per_split[1].rmse);
 
         let json = serde_json::to_value(&r)?;
-        for key in [
-            "dataset",
-            "method",
-            "splits",
-            "rmse_mean",
-            "rmse_se",
-            "ll_mean",
-            "ll_se",
-            "picp95_mean",
-            "seconds",
-        ] {
+        for key in REPORT_KEYS {
             assert!(json.get(key).is_some(), "missing {key} in {json}");
         }
         assert_eq!(json["method"], method.to_string());
@@ -344,17 +347,7 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
         Ok(v) => v,
         Err(e) => panic!("stdout is not one JSON object ({e}): {text}"),
     };
-    for key in [
-        "dataset",
-        "method",
-        "splits",
-        "rmse_mean",
-        "rmse_se",
-        "ll_mean",
-        "ll_se",
-        "picp95_mean",
-        "seconds",
-    ] {
+    for key in REPORT_KEYS {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["dataset"], "toy");
