@@ -237,24 +237,35 @@ struct Manifest {
 impl Manifest {
     /// The manifest of `model`, before its tensor file is written.
     fn of(model: ModelRef<'_>) -> Self {
-        let (network, task, names, x_scaler, y_scaler, train, report) = match model {
+        // What every model has, then what only its task has.
+        let (network, names, x_scaler, train, report) = match model {
             ModelRef::Regressor(r) => (
                 r.model(),
-                Task::Regression,
                 (r.feature_names(), r.target_name()),
                 r.x_scaler(),
-                Some(r.y_scaler().clone()),
                 r.train_config(),
                 r.report(),
             ),
             ModelRef::Classifier(c) => (
                 c.model(),
-                Task::Classification,
                 (c.feature_names(), c.target_name()),
                 c.x_scaler(),
-                None,
                 c.train_config(),
                 c.report(),
+            ),
+        };
+        let (task, y_scaler, recalibration, temperature) = match model {
+            ModelRef::Regressor(r) => (
+                Task::Regression,
+                Some(r.y_scaler().clone()),
+                r.recalibration().clone(),
+                None,
+            ),
+            ModelRef::Classifier(c) => (
+                Task::Classification,
+                None,
+                Recalibration::None,
+                c.temperature(),
             ),
         };
         Manifest {
@@ -269,14 +280,8 @@ impl Manifest {
             y_scaler,
             train: train.clone(),
             report: report.clone(),
-            recalibration: match model {
-                ModelRef::Regressor(r) => r.recalibration().clone(),
-                ModelRef::Classifier(_) => Recalibration::None,
-            },
-            temperature: match model {
-                ModelRef::Regressor(_) => None,
-                ModelRef::Classifier(c) => c.temperature(),
-            },
+            recalibration,
+            temperature,
         }
     }
 }
