@@ -132,6 +132,8 @@ pub struct UciConfig {
     pub samples: usize,
     /// Minibatch size.
     pub batch_size: usize,
+    /// Learning rate of the optimizer.
+    pub lr: f64,
     /// Seed; split `i` uses `seed + i`.
     pub seed: u64,
     /// Recalibrate on the last `calibration_fraction` of each split's
@@ -148,7 +150,8 @@ pub struct UciConfig {
 }
 
 impl UciConfig {
-    /// The defaults for `method`: all splits, no grid, 100 samples, batch 32.
+    /// The defaults for `method`: all splits, no grid, 100 samples, batches
+    /// of 32 at learning rate 1e-2.
     pub fn new(method: UciMethod) -> Self {
         Self {
             method,
@@ -157,6 +160,7 @@ impl UciConfig {
             grid: false,
             samples: 100,
             batch_size: 32,
+            lr: TrainConfig::default().lr,
             seed: 0,
             recalibrate: None,
             calibration_fraction: None,
@@ -615,6 +619,7 @@ impl Fitter<'_> {
         let train_config = TrainConfig {
             epochs: self.epochs,
             batch_size: self.config.batch_size,
+            lr: self.config.lr,
             seed,
             progress: false,
             ..TrainConfig::default()

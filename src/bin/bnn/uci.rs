@@ -33,6 +33,9 @@ pub struct UciArgs {
     /// Minibatch size.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Learning rate of Adam.
+    #[arg(long, default_value_t = 1e-2)]
+    lr: f64,
     /// Seed; split i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -62,6 +65,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         grid: args.grid,
         samples: args.samples,
         batch_size: args.batch_size,
+        lr: args.lr,
         seed: args.seed,
         recalibrate: args.recalibrate,
         calibration_fraction: args.calibration_fraction,
