@@ -113,10 +113,15 @@ fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
 fn default_epochs_follow_the_protocol_and_runs_are_reproducible() -> Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    // n_epochs.txt = 2: 10x for every method (the 2016 MC-dropout protocol).
-    for (method, epochs) in [(UciMethod::McDropout, 20), (UciMethod::Ensemble, 20)] {
+    // n_epochs.txt = 2: the 2016 schedule (10x, batches of 32, lr 1e-2) for
+    // MC dropout and ensembles, the 2018 one (100x, 128, 1e-3) for BBB.
+    for (method, schedule) in [
+        (UciMethod::McDropout, (20, 32, 1e-2)),
+        (UciMethod::Ensemble, (20, 32, 1e-2)),
+        (UciMethod::Bbb, (200, 128, 1e-3)),
+    ] {
         let a = run(&dir, &config(method, None, false))?;
-        assert_eq!(a.epochs, epochs, "{method}");
+        assert_eq!((a.epochs, a.batch_size, a.lr), schedule, "{method}");
         // Same seed, same scores (wall times aside).
         let b = run(&dir, &config(method, None, false))?;
         let scores = |r: &UciReport| -> Vec<(f64, f64, f64, f64)> {
@@ -151,8 +156,10 @@ fn the_grid_chooses_among_its_candidates_per_split() -> Result<()> {
         &bar,
     )?;
     assert!(r.grid);
-    // 4 candidates + the final refit, per split, 3 epochs each.
+    // 4 candidates + the final refit, per split, 3 epochs each, in the 2018
+    // protocol's batches.
     assert_eq!((bar.position(), bar.length()), (30, Some(30)));
+    assert_eq!((r.batch_size, r.lr), (128, 1e-3));
     for s in &r.per_split {
         match s.hyper {
             Hyper::McDropout { p, tau: Some(tau) } => {
@@ -354,6 +361,9 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert_eq!(v["method"], "mc-dropout");
     assert_eq!(v["splits"], 2);
     assert_eq!(v["epochs"], 3);
+    // MC dropout without a grid trains on the 2016 schedule.
+    assert_eq!(v["batch_size"], 32);
+    assert_eq!(v["lr"], 1e-2);
     for key in ["rmse_mean", "ll_mean"] {
         assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key} in {v}");
     }

@@ -20,7 +20,8 @@ pub struct UciArgs {
     /// Run only the first K splits [default: all].
     #[arg(long)]
     splits: Option<usize>,
-    /// Epochs per fit [default: 10 x the dataset's n_epochs.txt].
+    /// Epochs per fit [default: 100 x the dataset's n_epochs.txt for bbb and
+    /// for mc-dropout with --grid (the 2018 protocol), 10 x otherwise].
     #[arg(long)]
     epochs: Option<usize>,
     /// Choose hyperparameters per split on a validation set (the last 20% of
@@ -30,12 +31,13 @@ pub struct UciArgs {
     /// Posterior samples per test prediction.
     #[arg(long, default_value_t = 100)]
     samples: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Learning rate of Adam.
-    #[arg(long, default_value_t = 1e-2)]
-    lr: f64,
+    /// Minibatch size [default: 128 where the epochs are 100 x, 32 otherwise].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam's learning rate [default: 1e-3 where the epochs are 100 x, 1e-2
+    /// otherwise].
+    #[arg(long)]
+    lr: Option<f64>,
     /// Seed; split i uses seed + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -80,11 +82,13 @@ pub fn run(args: &UciArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} {} ({} splits, {} epochs{}): {:.1} s",
+        "{} {} ({} splits, {} epochs in batches of {} at lr {}{}): {:.1} s",
         report.dataset,
         report.method,
         report.splits,
         report.epochs,
+        report.batch_size,
+        report.lr,
         if report.grid { ", grid search" } else { "" },
         report.seconds
     );
