@@ -35,7 +35,7 @@ fn config(method: UciMethod, epochs: Option<usize>, grid: bool) -> UciConfig {
         epochs,
         splits: Some(2),
         grid,
-        samples: 20,
+        samples: Some(20),
         ..UciConfig::new(method)
     }
 }
@@ -113,15 +113,18 @@ fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
 fn default_epochs_follow_the_protocol_and_runs_are_reproducible() -> Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    // n_epochs.txt = 2: the 2016 schedule (10x, batches of 32, lr 1e-2) for
+    // n_epochs.txt = 2: the 2016 protocol (10x, batches of 32, lr 1e-2) for
     // MC dropout and ensembles, the 2018 one (100x, 128, 1e-3) for BBB.
-    for (method, schedule) in [
+    for (method, protocol) in [
         (UciMethod::McDropout, (20, 32, 1e-2)),
         (UciMethod::Ensemble, (20, 32, 1e-2)),
         (UciMethod::Bbb, (200, 128, 1e-3)),
     ] {
         let a = run(&dir, &config(method, None, false))?;
-        assert_eq!((a.epochs, a.batch_size, a.lr), schedule, "{method}");
+        assert_eq!((a.epochs, a.batch_size, a.lr), protocol, "{method}");
+        // Samples as configured; an ensemble's are its 5 members.
+        let samples = if method == UciMethod::Ensemble { 5 } else { 20 };
+        assert_eq!(a.samples, samples, "{method}");
         // Same seed, same scores (wall times aside).
         let b = run(&dir, &config(method, None, false))?;
         let scores = |r: &UciReport| -> Vec<(f64, f64, f64, f64)> {
@@ -203,7 +206,7 @@ fn invalid_settings_error_naming_the_setting() -> Result<()> {
         assert_eq!(invalid_name(run(&dir, &c)), "splits", "splits = {splits}");
     }
     let c = UciConfig {
-        samples: 0,
+        samples: Some(0),
         ..config(UciMethod::Bbb, Some(1), false)
     };
     assert_eq!(invalid_name(run(&dir, &c)), "samples");
@@ -361,9 +364,10 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert_eq!(v["method"], "mc-dropout");
     assert_eq!(v["splits"], 2);
     assert_eq!(v["epochs"], 3);
-    // MC dropout without a grid trains on the 2016 schedule.
+    // MC dropout without a grid follows the 2016 protocol.
     assert_eq!(v["batch_size"], 32);
     assert_eq!(v["lr"], 1e-2);
+    assert_eq!(v["samples"], 100);
     for key in ["rmse_mean", "ll_mean"] {
         assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key} in {v}");
     }

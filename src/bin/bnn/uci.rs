@@ -28,9 +28,10 @@ pub struct UciArgs {
     /// the training rows): dropout rate x tau for mc-dropout, the prior for bbb.
     #[arg(long)]
     grid: bool,
-    /// Posterior samples per test prediction.
-    #[arg(long, default_value_t = 100)]
-    samples: usize,
+    /// Posterior samples per test prediction [default: 10000 where the
+    /// epochs are 100 x (Gal's T), 100 otherwise].
+    #[arg(long)]
+    samples: Option<usize>,
     /// Minibatch size [default: 128 where the epochs are 100 x, 32 otherwise].
     #[arg(long)]
     batch_size: Option<usize>,
