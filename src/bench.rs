@@ -6,7 +6,7 @@
 //! data      x ~ N(0, I_d),  y = x·w + sin(x·v) + 0.1·eps,  w, v ~ N(0, 1/d)
 //!           N = 10000 training rows, 2000 test rows, d = 16 (one seeded stream)
 //! network   d -> H -> H -> 1, ReLU, fixed-noise Gaussian likelihood (sigma 0.1)
-//! training  batch 128, Adam (AdamW without decay) lr 1e-3, 5 epochs;
+//! training  batch 128, Adam (no weight decay) lr 1e-3, 5 epochs;
 //!           epoch time = median of epochs 2..E (the first one warms up)
 //! predict   T = 100 stochastic passes over the test rows (predict(): one
 //!           batched pass, summaries included); one warm-up call, then the

@@ -87,6 +87,7 @@
 //! training and 3× on prediction (docs/performance.md).
 #![warn(missing_docs)]
 
+pub mod adam;
 pub mod bench;
 pub mod calibrate;
 pub mod checkpoint;

@@ -2,8 +2,8 @@
 //!
 //! Each step: draw a minibatch (shuffled from the seed), one stochastic
 //! forward pass, `loss = nll / T + beta · KL / N` ([`crate::elbo`]), backprop,
-//! and an AdamW step with **zero** decoupled weight decay: the KL already is
-//! the weight decay (candle's `ParamsAdamW::default()` would add 0.01 more).
+//! and an Adam step ([`crate::adam`]) with no decoupled weight decay: the KL
+//! already is the weight decay.
 //!
 //! A guard checks the NLL, the KL and every gradient before each update; a
 //! non-finite value stops training with [`Error::NonFinite`] naming the term
@@ -14,13 +14,13 @@
 use std::time::Instant;
 
 use candle_core::{DType, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::adam::Adam;
 use crate::elbo::{Elbo, ElboTerms, ElboValues, KlSchedule};
 use crate::model::StochasticModel;
 use crate::{Error, Result};
@@ -35,7 +35,7 @@ const KL_DOMINANCE_RATIO: f64 = 10.0;
 /// |---|---|---|---|
 /// | `epochs` | 100 | passes over the data | ≥ 1 |
 /// | `batch_size` | 32 | rows per step | ≥ 1 |
-/// | `lr` | 1e-2 | AdamW learning rate | > 0 |
+/// | `lr` | 1e-2 | Adam learning rate | > 0 |
 /// | `seed` | 0 | minibatch order | any |
 /// | `kl_schedule` | constant 1 | KL weight over time | see [`KlSchedule`] |
 /// | `temperature` | 1 | likelihood temperature | > 0 |
@@ -184,14 +184,7 @@ pub fn fit_observed<M: StochasticModel + ?Sized>(
         .with_schedule(config.kl_schedule)?
         .with_temperature(config.temperature)?;
     let (names, vars): (Vec<String>, Vec<Var>) = model.named_vars().into_iter().unzip();
-    let mut optimizer = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: config.lr,
-            weight_decay: 0.0,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimizer = Adam::new(vars.clone(), config.lr)?;
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order: Vec<u32> = (0..n as u32).collect();

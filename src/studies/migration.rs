@@ -21,7 +21,7 @@
 //! means back toward 0. The textbook claim is that the penalty starts "higher
 //! than necessary" and the weights must *slowly* migrate to zero: under plain
 //! gradient descent on the decay alone, `mu_t = mu_0 (1 - lr / (sigma_p² N))^t`.
-//! Both runs are trained by BBB ([`crate::train`], AdamW) on one UCI split with
+//! Both runs are trained by BBB ([`crate::train`], Adam) on one UCI split with
 //! the same seed (minibatches, forward noise), and followed epoch by epoch:
 //! the mean of `mu / sigma_p` over all weights and biases, the exact KL and
 //! its split, and the test log-likelihood. At the end, per tensor: how far

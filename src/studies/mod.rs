@@ -111,13 +111,13 @@ impl StudySplit {
     }
 }
 
-/// How the UCI-based studies train and score their networks: AdamW over
+/// How the UCI-based studies train and score their networks: Adam over
 /// minibatches as `bnn uci` does, and posterior samples per test evaluation.
 ///
 /// | Field | Default | Purpose | Range |
 /// |---|---|---|---|
 /// | `batch_size` | 32 | minibatch size | ≥ 1 |
-/// | `lr` | 1e-2 | AdamW learning rate | > 0 |
+/// | `lr` | 1e-2 | Adam learning rate | > 0 |
 /// | `samples` | 100 | posterior samples per test evaluation | ≥ 1 |
 /// | `seed` | 0 | initialization, forward noise and minibatches | any |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
