@@ -209,10 +209,10 @@ mod tests {
     fn fused_steps_equal_candle_adamw_bit_for_bit() -> Result<()> {
         for dtype in [DType::F32, DType::F64] {
             let dev = Device::Cpu;
-            let init = Tensor::new(&[[0.5f64, -1.25, 3.0], [1e-3, -7.0, 0.0]], &dev)?
-                .to_dtype(dtype)?;
-            let target = Tensor::new(&[[1.0f64, 2.0, -3.0], [0.5, 0.25, 4.0]], &dev)?
-                .to_dtype(dtype)?;
+            let init =
+                Tensor::new(&[[0.5f64, -1.25, 3.0], [1e-3, -7.0, 0.0]], &dev)?.to_dtype(dtype)?;
+            let target =
+                Tensor::new(&[[1.0f64, 2.0, -3.0], [0.5, 0.25, 4.0]], &dev)?.to_dtype(dtype)?;
             let fused_var = Var::from_tensor(&init)?;
             let candle_var = Var::from_tensor(&init)?;
             let mut fused = Adam::new(vec![fused_var.clone()], 0.05)?;
@@ -231,7 +231,10 @@ mod tests {
                 reference.step(&loss(&candle_var)?.backward()?)?;
             }
             let bits = |w: &Var| -> Result<Vec<f64>> {
-                Ok(w.as_tensor().to_dtype(DType::F64)?.flatten_all()?.to_vec1()?)
+                Ok(w.as_tensor()
+                    .to_dtype(DType::F64)?
+                    .flatten_all()?
+                    .to_vec1()?)
             };
             assert_eq!(bits(&fused_var)?, bits(&candle_var)?, "{dtype:?}");
             assert_ne!(bits(&fused_var)?, bits(&Var::from_tensor(&init)?)?);

@@ -151,8 +151,9 @@ impl Protocol {
 
     /// The default for a method: [`Protocol::LONG`] for MC dropout's grid
     /// search and for BBB, whose posterior variances move slowly under the
-    /// KL (Boston, 20 splits: RMSE 3.34 / LL -2.65 on the short protocol,
-    /// 3.20 / -2.59 on the long one's training); [`Protocol::SHORT`] otherwise.
+    /// KL (20 splits, RMSE / LL, short -> long: Boston 3.34 / -2.65 ->
+    /// 3.20 / -2.58, concrete 6.00 / -3.22 -> 5.50 / -3.12; all five in
+    /// docs/benchmarks.md); [`Protocol::SHORT`] otherwise.
     pub fn default_for(method: UciMethod, grid: bool) -> Self {
         match (method, grid) {
             (UciMethod::Bbb, _) | (UciMethod::McDropout, true) => Protocol::LONG,

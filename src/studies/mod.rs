@@ -112,7 +112,9 @@ impl StudySplit {
 }
 
 /// How the UCI-based studies train and score their networks: Adam over
-/// minibatches as `bnn uci` does, and posterior samples per test evaluation.
+/// minibatches as `bnn uci`'s short protocol does
+/// ([`crate::uci::Protocol::SHORT`]), and posterior samples per test
+/// evaluation.
 ///
 /// | Field | Default | Purpose | Range |
 /// |---|---|---|---|
@@ -134,10 +136,11 @@ pub struct StudyTraining {
 
 impl Default for StudyTraining {
     fn default() -> Self {
+        let short = crate::uci::Protocol::SHORT;
         Self {
-            batch_size: 32,
-            lr: 1e-2,
-            samples: 100,
+            batch_size: short.batch_size,
+            lr: short.lr,
+            samples: short.samples,
             seed: 0,
         }
     }
