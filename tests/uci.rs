@@ -210,6 +210,16 @@ fn invalid_settings_error_naming_the_setting() -> Result<()> {
         ..config(UciMethod::Bbb, Some(1), false)
     };
     assert_eq!(invalid_name(run(&dir, &c)), "samples");
+    let c = UciConfig {
+        lr: Some(0.0),
+        ..config(UciMethod::Bbb, Some(1), false)
+    };
+    assert_eq!(invalid_name(run(&dir, &c)), "lr");
+    let c = UciConfig {
+        batch_size: Some(0),
+        ..config(UciMethod::Ensemble, Some(1), false)
+    };
+    assert_eq!(invalid_name(run(&dir, &c)), "batch_size");
     // A calibration fraction must be a fraction, and comes with a recalibration.
     for (fraction, recalibrate) in [
         (0.0, Some(RecalibrationMethod::Conformal)),
