@@ -89,6 +89,7 @@
 
 pub mod adam;
 pub mod bench;
+mod bias_relu;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod classifier;

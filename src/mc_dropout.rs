@@ -252,10 +252,14 @@ impl McDropoutMlp {
             if let Some(masks) = masks {
                 h = (h * &masks[i])?;
             }
-            h = shared_matmul(&h, w.as_tensor())?.broadcast_add(b.as_tensor())?;
-            if i < last {
-                h = self.config.activation.apply(&h)?;
-            }
+            let pre = shared_matmul(&h, w.as_tensor())?;
+            h = if i < last {
+                self.config
+                    .activation
+                    .apply_after_bias(&pre, b.as_tensor())?
+            } else {
+                pre.broadcast_add(b.as_tensor())?
+            };
         }
         Ok(h)
     }

@@ -412,18 +412,18 @@ impl BayesMlp {
         &self.noise
     }
 
+    /// Runs the layers; `layer_pass` applies the activation it is given
+    /// (every layer's but the last).
     fn run(
         &self,
         xs: Tensor,
-        layer_pass: impl Fn(&BayesLinear, &Tensor) -> Result<Tensor>,
+        layer_pass: impl Fn(&BayesLinear, &Tensor, Option<Activation>) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         let mut h = xs;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer_pass(layer, &h)?;
-            if i < last {
-                h = self.config.activation.apply(&h)?;
-            }
+            let activation = (i < last).then_some(self.config.activation);
+            h = layer_pass(layer, &h, activation)?;
         }
         Ok(h)
     }
@@ -432,12 +432,12 @@ impl BayesMlp {
 impl StochasticModel for BayesMlp {
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
         let xs = replicate_input(xs, self.config.input_dim, samples, "BayesMlp")?;
-        self.run(xs, |layer, h| layer.forward_sample(h))
+        self.run(xs, |layer, h, act| layer.forward_sample_then(h, act))
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
         check_input(xs, self.config.input_dim, "BayesMlp")?;
-        self.run(xs.clone(), |layer, h| layer.forward_mean(h))
+        self.run(xs.clone(), |layer, h, act| layer.forward_mean_then(h, act))
     }
 
     fn kl(&self) -> Result<KlTerms> {

@@ -50,6 +50,16 @@ impl Activation {
             Activation::Erf => xs.erf()?,
         })
     }
+
+    /// `act(pre + bias)`, `bias` broadcast over `pre`'s leading dimensions:
+    /// for ReLU one fused pass with the same bits as the two ops
+    /// (`src/bias_relu.rs`).
+    pub fn apply_after_bias(&self, pre: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => crate::bias_relu::bias_relu(pre, bias),
+            _ => self.apply(&pre.broadcast_add(bias)?),
+        }
+    }
 }
 
 impl fmt::Display for Activation {

@@ -30,6 +30,7 @@ use std::str::FromStr;
 use candle_core::{Device, Module, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::layers::Activation;
 use crate::noise::NoiseSource;
 use crate::ops::shared_matmul;
 use crate::posterior::{FactoredGaussian, KlTerms};
@@ -304,17 +305,37 @@ impl BayesLinear {
 
     /// Sampled forward pass with fresh noise. `xs`: `[B, in]` or `[S, B, in]`.
     pub fn forward_sample(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_sample_then(xs, None)
+    }
+
+    /// [`Self::forward_sample`] followed by `activation`, which takes the bias
+    /// add along when it can ([`Activation::apply_after_bias`]).
+    pub fn forward_sample_then(
+        &self,
+        xs: &Tensor,
+        activation: Option<Activation>,
+    ) -> Result<Tensor> {
         let (s, b) = match xs.dims() {
             [b, _] => (1, *b),
             [s, b, _] => (*s, *b),
             d => return Err(self.rank_error(d)),
         };
         let noise = self.draw_noise(s, b)?;
-        self.forward_with_noise(xs, &noise)
+        self.forward_with_noise_then(xs, &noise, activation)
     }
 
     /// Sampled forward pass with the given noise (see [`LayerNoise`] shapes).
     pub fn forward_with_noise(&self, xs: &Tensor, noise: &LayerNoise) -> Result<Tensor> {
+        self.forward_with_noise_then(xs, noise, None)
+    }
+
+    /// [`Self::forward_with_noise`] followed by `activation`.
+    fn forward_with_noise_then(
+        &self,
+        xs: &Tensor,
+        noise: &LayerNoise,
+        activation: Option<Activation>,
+    ) -> Result<Tensor> {
         let squeeze = xs.rank() == 2;
         let xs = match xs.rank() {
             2 => xs.unsqueeze(0)?,
@@ -325,13 +346,18 @@ impl BayesLinear {
             LayerNoise::Reparam { weight, bias } => {
                 let w = self.weight.sample_with(weight)?; // [S, out, in]
                 let b = self.bias.sample_with(bias)?; // [S, 1, out]
-                xs.matmul(&w.transpose(1, 2)?)?.broadcast_add(&b)?
+                with_bias(&xs.matmul(&w.transpose(1, 2)?)?, &b, activation)?
             }
             LayerNoise::LocalReparam { output } => {
+                // The bias is inside the mean and the variance here.
                 let mean = self.forward_mean(&xs)?;
                 let var = shared_matmul(&xs.sqr()?, &self.weight.sigma()?.sqr()?)?
                     .broadcast_add(&self.bias.sigma()?.sqr()?)?;
-                (mean + (var.sqrt()? * output)?)?
+                let ys = (mean + (var.sqrt()? * output)?)?;
+                match activation {
+                    Some(activation) => activation.apply(&ys)?,
+                    None => ys,
+                }
             }
             LayerNoise::Flipout {
                 weight,
@@ -343,7 +369,7 @@ impl BayesLinear {
                 let delta = weight.broadcast_mul(&self.weight.sigma()?)?; // [S, out, in]
                 let perturbation = ((&xs * sign_in)?.matmul(&delta.transpose(1, 2)?)? * sign_out)?;
                 let b = self.bias.sample_with(bias)?;
-                (mean + perturbation)?.broadcast_add(&b)?
+                with_bias(&(mean + perturbation)?, &b, activation)?
             }
         };
         Ok(if squeeze { ys.squeeze(0)? } else { ys })
@@ -352,8 +378,13 @@ impl BayesLinear {
     /// Deterministic pass through the posterior means, `x muᵀ + mu_b`, for an
     /// input of any rank ≥ 2 whose last dimension is `in_dim`.
     pub fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(shared_matmul(xs, self.weight.mu().as_tensor())?
-            .broadcast_add(self.bias.mu().as_tensor())?)
+        self.forward_mean_then(xs, None)
+    }
+
+    /// [`Self::forward_mean`] followed by `activation`.
+    pub fn forward_mean_then(&self, xs: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
+        let pre = shared_matmul(xs, self.weight.mu().as_tensor())?;
+        with_bias(&pre, self.bias.mu().as_tensor(), activation)
     }
 
     fn rank_error(&self, dims: &[usize]) -> Error {
@@ -364,6 +395,14 @@ impl BayesLinear {
                 self.in_dim()
             ),
         }
+    }
+}
+
+/// `activation(pre + bias)`, or `pre + bias` without an activation.
+fn with_bias(pre: &Tensor, bias: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
+    match activation {
+        Some(activation) => activation.apply_after_bias(pre, bias),
+        None => Ok(pre.broadcast_add(bias)?),
     }
 }
 
