@@ -388,6 +388,12 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert!(err.contains("foo") && err.contains("method"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
+    // A negative number reaches the validation, which names the flag.
+    let out = bnn(&["uci", "--dir", dir_arg, "--lr", "-1", "--epochs", "1"]);
+    assert!(!out.status.success(), "--lr -1 succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid lr") && err.contains("-1"), "{err}");
+
     let out = bnn(&["uci", "--dir", dir_arg, "--splits", "3", "--epochs", "1"]);
     assert!(!out.status.success(), "--splits 3 of 2 succeeded");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -37,7 +37,7 @@ pub struct UciArgs {
     batch_size: Option<usize>,
     /// Adam's learning rate [default: 1e-3 where the epochs are 100 x, 1e-2
     /// otherwise].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Seed; split i uses seed + i.
     #[arg(long, default_value_t = 0)]
@@ -53,7 +53,7 @@ pub struct UciArgs {
     #[arg(long, allow_negative_numbers = true)]
     calibration_fraction: Option<f64>,
     /// MC dropout's rate p without --grid [default: 0.05].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
