@@ -17,15 +17,13 @@
 //! bits; a test checks values and gradients against the composed ops.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use num_traits::Float;
 use rayon::prelude::*;
 
+use crate::fused::{contiguous_values, PARALLEL_ABOVE};
+use crate::row_sum::sum_rows;
 use crate::Result;
-
-/// Outputs of at least this many values are split across rayon's pool (the
-/// threshold of [`crate::fused`]'s kernels).
-const PARALLEL_ABOVE: usize = 1 << 14;
 
 /// `relu(xs + bias)`, `bias` broadcast over the leading dimensions of `xs`;
 /// one fused node when both are contiguous f32/f64 CPU tensors and `bias`
@@ -62,15 +60,21 @@ impl BiasRelu {
             && (per_sample || (bias.elem_count() == n && bias.dims().last() == Some(&n)))
     }
 
-    /// `max(x + b, 0)` row by row, row `r` of `n` values taking bias row
-    /// `r / rows_per_bias_row` (0 when the bias is one row).
-    fn forward<F: Float + Send + Sync>(xs: &[F], bias: &[F], n: usize) -> Vec<F> {
+    /// `f(x + b, i)` for every value `x = xs[i]`, row by row: row `r` of `n`
+    /// values takes bias row `r / rows_per_bias_row` (0 when the bias is one
+    /// row).
+    fn map_rows<F: Float + Send + Sync>(
+        xs: &[F],
+        bias: &[F],
+        n: usize,
+        f: impl Fn(F, usize) -> F + Send + Sync,
+    ) -> Vec<F> {
         let bias_rows = bias.len() / n;
         let rows_per_bias_row = (xs.len() / n).div_ceil(bias_rows);
         let row = |(r, (out, x)): (usize, (&mut [F], &[F]))| {
             let b = &bias[(r / rows_per_bias_row) * n..][..n];
-            for ((o, &x), &b) in out.iter_mut().zip(x).zip(b) {
-                *o = (x + b).max(F::zero());
+            for (j, ((o, &x), &b)) in out.iter_mut().zip(x).zip(b).enumerate() {
+                *o = f(x + b, r * n + j);
             }
         };
         let mut out = vec![F::zero(); xs.len()];
@@ -89,6 +93,24 @@ impl BiasRelu {
         }
         out
     }
+
+    /// `max(x + b, 0)`.
+    fn forward<F: Float + Send + Sync>(xs: &[F], bias: &[F], n: usize) -> Vec<F> {
+        Self::map_rows(xs, bias, n, |pre, _| pre.max(F::zero()))
+    }
+
+    /// `g ⊙ 1[x + b ≥ 0]`, the slope multiplied in as candle's `relu`
+    /// backward does (a product with 1 or 0).
+    fn grad_xs<F: Float + Send + Sync>(xs: &[F], bias: &[F], grad: &[F], n: usize) -> Vec<F> {
+        Self::map_rows(xs, bias, n, |pre, i| {
+            grad[i]
+                * if pre >= F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+        })
+    }
 }
 
 impl CustomOp2 for BiasRelu {
@@ -103,26 +125,26 @@ impl CustomOp2 for BiasRelu {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (Some((x0, x1)), Some((b0, b1))) = (
-            xs_layout.contiguous_offsets(),
-            bias_layout.contiguous_offsets(),
-        ) else {
-            bail!("bias-relu needs contiguous inputs")
-        };
         let n = xs_layout.dims().last().copied().unwrap_or(1);
-        let out = match (xs, bias) {
-            (CpuStorage::F32(x), CpuStorage::F32(b)) => {
-                CpuStorage::F32(Self::forward(&x[x0..x1], &b[b0..b1], n))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(b)) => {
-                CpuStorage::F64(Self::forward(&x[x0..x1], &b[b0..b1], n))
-            }
-            _ => bail!("bias-relu needs f32 or f64, got {:?}", xs.dtype()),
+        let out = match xs.dtype() {
+            DType::F32 => CpuStorage::F32(Self::forward(
+                contiguous_values::<f32>(xs, xs_layout, self.name())?,
+                contiguous_values(bias, bias_layout, self.name())?,
+                n,
+            )),
+            DType::F64 => CpuStorage::F64(Self::forward(
+                contiguous_values::<f64>(xs, xs_layout, self.name())?,
+                contiguous_values(bias, bias_layout, self.name())?,
+                n,
+            )),
+            other => bail!("bias-relu needs f32 or f64, got {other:?}"),
         };
         Ok((out, xs_layout.shape().clone()))
     }
 
-    /// candle's own backward of `broadcast_add` then `relu`, op for op.
+    /// candle's backward of `broadcast_add` then `relu`, with the same
+    /// operations in the same order: `g ⊙ 1[x + b ≥ 0]` for `xs` (one pass)
+    /// and its sum over the broadcast rows for `bias` ([`sum_rows`]).
     fn bwd(
         &self,
         xs: &Tensor,
@@ -130,27 +152,55 @@ impl CustomOp2 for BiasRelu {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let pre = xs.detach().broadcast_add(&bias.detach())?;
-        let slope = pre.ge(&pre.zeros_like()?)?.to_dtype(pre.dtype())?;
-        let grad_xs = (grad_res * slope)?;
-        // The dimensions the bias was broadcast over, as candle's Broadcast
-        // backward finds them: the ones added on the left, then those of size 1.
-        let left = xs.rank() - bias.rank();
-        let mut sum_dims: Vec<usize> = (0..left).collect();
-        for (d, (&x_dim, &b_dim)) in xs.dims()[left..].iter().zip(bias.dims()).enumerate() {
-            if x_dim != b_dim {
-                sum_dims.push(d + left);
-            }
-        }
-        if sum_dims.is_empty() {
+        let grad_xs = xs.apply_op3_no_bwd(bias, &grad_res.contiguous()?, &BiasReluGrad)?;
+        if xs.dims() == bias.dims() {
             // Same shapes: candle adds without broadcasting.
             return Ok((Some(grad_xs.clone()), Some(grad_xs)));
         }
-        let mut grad_bias = grad_xs.sum_keepdim(sum_dims.as_slice())?;
-        for _ in 0..left {
-            grad_bias = grad_bias.squeeze(0)?;
-        }
+        // One group of rows per bias row: 1 for a shared bias, S for [S, 1, n].
+        let groups = bias.elem_count() / xs.dims().last().copied().unwrap_or(1);
+        let grad_bias = sum_rows(&grad_xs, groups, bias.shape())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         Ok((Some(grad_xs), Some(grad_bias)))
+    }
+}
+
+/// The kernel of `g ⊙ 1[x + b ≥ 0]` on `(xs, bias, g)`.
+#[derive(Debug, Clone, Copy)]
+struct BiasReluGrad;
+
+impl CustomOp3 for BiasReluGrad {
+    fn name(&self) -> &'static str {
+        "bias-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = xs_layout.dims().last().copied().unwrap_or(1);
+        let name = self.name();
+        let out = match xs.dtype() {
+            DType::F32 => CpuStorage::F32(BiasRelu::grad_xs(
+                contiguous_values::<f32>(xs, xs_layout, name)?,
+                contiguous_values(bias, bias_layout, name)?,
+                contiguous_values(grad, grad_layout, name)?,
+                n,
+            )),
+            DType::F64 => CpuStorage::F64(BiasRelu::grad_xs(
+                contiguous_values::<f64>(xs, xs_layout, name)?,
+                contiguous_values(bias, bias_layout, name)?,
+                contiguous_values(grad, grad_layout, name)?,
+                n,
+            )),
+            other => bail!("{name} needs f32 or f64, got {other:?}"),
+        };
+        Ok((out, xs_layout.shape().clone()))
     }
 }
 
@@ -190,8 +240,11 @@ mod tests {
                         .collect())
                 };
                 assert_eq!(bits(&fused)?, bits(&composed)?, "forward, count {count}");
-                // A loss that weighs every output differently.
-                let weights = Tensor::arange(0f32, count as f32, &dev)?.reshape((s, b, n))?;
+                // A loss that weighs every output differently, with both
+                // signs (so zero slopes give both signed zeros).
+                let weights = Tensor::arange(0f32, count as f32, &dev)?
+                    .affine(1.0, -(count as f64) / 2.0)?
+                    .reshape((s, b, n))?;
                 let g_fused = (fused * &weights)?.sum_all()?.backward()?;
                 let g_composed = (composed * &weights)?.sum_all()?.backward()?;
                 for var in [&x, &bias] {
