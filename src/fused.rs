@@ -24,7 +24,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::cpu_backend::unary_map;
-use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, WithDType};
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -89,7 +89,7 @@ impl Fused {
 
     /// The function over a storage, with the choice of function made once,
     /// outside the loop (each arm is its own monomorphized loop).
-    fn map<F: Float + Send + Sync>(self, values: &[F], layout: &Layout) -> Vec<F> {
+    pub(crate) fn map<F: Float + Send + Sync>(self, values: &[F], layout: &Layout) -> Vec<F> {
         match self {
             Fused::Softplus => apply(values, layout, |x| Fused::Softplus.eval(x)),
             Fused::Sigmoid => apply(values, layout, |x| Fused::Sigmoid.eval(x)),
@@ -115,11 +115,23 @@ impl Fused {
     }
 }
 
+/// The values of a contiguous CPU storage, or an error naming `op`.
+pub(crate) fn contiguous_values<'a, F: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [F]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op} needs contiguous inputs")
+    };
+    Ok(&storage.as_slice::<F>()?[start..end])
+}
+
 /// Contiguous inputs of at least this many values are split across rayon's
 /// pool (the one candle's matmuls use; candle's own elementwise pool stays
 /// off, see [`crate::tuning`]). Below it, one thread is faster than the
 /// fork-join (a few microseconds).
-const PARALLEL_ABOVE: usize = 1 << 14;
+pub(crate) const PARALLEL_ABOVE: usize = 1 << 14;
 
 /// `f` on every value in layout order: in parallel chunks of at least
 /// [`PARALLEL_ABOVE`] / 4 values for a large contiguous input, else on the

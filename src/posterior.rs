@@ -25,6 +25,7 @@
 use candle_core::{Device, Shape, Tensor, Var};
 
 use crate::fused::Fused;
+use crate::fused_sample::reparam_sample;
 use crate::noise::NoiseSource;
 use crate::ops::{inverse_softplus_f64, log_softplus, softplus};
 use crate::prior::LayerPrior;
@@ -161,9 +162,13 @@ impl FactoredGaussian {
     /// Reparameterized sample(s) `w = mu + sigma ⊙ eps`. `eps` has the
     /// posterior's shape, optionally with leading sample dimensions.
     pub fn sample_with(&self, eps: &Tensor) -> Result<Tensor> {
-        Ok(eps
-            .broadcast_mul(&self.sigma()?)?
-            .broadcast_add(self.mu.as_tensor())?)
+        reparam_sample(eps, self.rho.as_tensor(), Some(self.mu.as_tensor()))
+    }
+
+    /// The perturbation `sigma ⊙ eps` alone (Flipout's), `eps` as in
+    /// [`Self::sample_with`].
+    pub fn scaled_noise(&self, eps: &Tensor) -> Result<Tensor> {
+        reparam_sample(eps, self.rho.as_tensor(), None)
     }
 
     /// `Σ ln q(w)` for `w = mu + sigma ⊙ eps`, written in terms of `eps`:

@@ -366,7 +366,7 @@ impl BayesLinear {
                 sign_out,
             } => {
                 let mean = shared_matmul(&xs, self.weight.mu().as_tensor())?;
-                let delta = weight.broadcast_mul(&self.weight.sigma()?)?; // [S, out, in]
+                let delta = self.weight.scaled_noise(weight)?; // [S, out, in]
                 let perturbation = ((&xs * sign_in)?.matmul(&delta.transpose(1, 2)?)? * sign_out)?;
                 let b = self.bias.sample_with(bias)?;
                 with_bias(&(mean + perturbation)?, &b, activation)?
