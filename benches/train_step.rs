@@ -1,6 +1,6 @@
-//! One training step (minibatch of 128, H = 64, the `bnn bench` network
-//! d = 16 -> 64 -> 64 -> 1) of each estimator and of MC dropout:
-//! `cargo bench --bench train_step`.
+//! One training step (minibatch of 128, the `bnn bench` network
+//! d = 16 -> H -> H -> 1 at H = 64 and H = 256) of each estimator and of MC
+//! dropout: `cargo bench --bench train_step`.
 //!
 //! A step is a `fit` over one minibatch for one epoch: forward pass, ELBO,
 //! backward pass, finiteness guard, AdamW update (plus creating the
@@ -20,8 +20,16 @@ use criterion::{criterion_group, Criterion};
 use std::time::Duration;
 
 fn train_step(c: &mut Criterion) {
+    for hidden in [64, 256] {
+        train_step_at(c, hidden);
+    }
+}
+
+/// The four step benchmarks at hidden width `hidden`.
+fn train_step_at(c: &mut Criterion, hidden: usize) {
     let config = BenchConfig {
         n: 128,
+        hidden,
         ..BenchConfig::default()
     };
     let device = Device::Cpu;
@@ -60,7 +68,7 @@ fn train_step(c: &mut Criterion) {
     let mcd = McDropoutMlp::new(mcd_config, 0, &device).expect("model");
     models.push(("mcd".into(), Box::new(mcd)));
 
-    let mut group = c.benchmark_group("train_step_h64_b128");
+    let mut group = c.benchmark_group(format!("train_step_h{}_b128", config.hidden));
     for (name, model) in &models {
         group.bench_function(name.as_str(), |b| {
             b.iter(|| fit(model.as_ref(), &xs, &ys, &train).expect("step"))
