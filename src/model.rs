@@ -24,7 +24,9 @@ use crate::{Error, Result};
 /// What the trainer ([`crate::train`]) and the predictive
 /// ([`crate::predictive`]) need from a model: stochastic passes, a KL (the
 /// regularizer of the ELBO), a likelihood and the trainable variables.
-pub trait StochasticModel {
+/// `Send + Sync`, because training and prediction run on a thread of
+/// rayon's pool ([`crate::tuning::on_compute_pool`]).
+pub trait StochasticModel: Send + Sync {
     /// `samples` stochastic passes in one batched evaluation.
     /// `xs: [B, in]` -> head outputs `[samples, B, head_dim]`.
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor>;

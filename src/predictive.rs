@@ -26,6 +26,7 @@ use candle_core::{DType, Tensor};
 use crate::likelihood::OutputDistribution;
 use crate::model::StochasticModel;
 use crate::ops::{log_mean_exp, std_normal_cdf, std_normal_pdf, std_normal_quantile};
+use crate::tuning::on_compute_pool;
 use crate::{Error, Result};
 
 /// At most this many values in one activation tensor of a prediction pass:
@@ -105,6 +106,15 @@ impl PredictiveDistribution {
 /// rows. Each row's predictive is distributed the same for any split, though
 /// the exact numbers depend on it.
 pub fn predict<M: StochasticModel + ?Sized>(
+    model: &M,
+    xs: &Tensor,
+    samples: usize,
+) -> Result<PredictiveDistribution> {
+    on_compute_pool(|| predict_here(model, xs, samples))
+}
+
+/// [`predict`] on the calling thread.
+fn predict_here<M: StochasticModel + ?Sized>(
     model: &M,
     xs: &Tensor,
     samples: usize,

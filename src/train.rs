@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::adam::Adam;
 use crate::elbo::{Elbo, ElboTerms, ElboValues, KlSchedule};
 use crate::model::StochasticModel;
+use crate::tuning::on_compute_pool;
 use crate::{Error, Result};
 
 /// KL/N this many times larger than |NLL| (and than 1 nat) triggers the
@@ -162,6 +163,18 @@ pub fn fit_with_progress<M: StochasticModel + ?Sized>(
 /// (studies that follow a quantity over training: a weight mean, the exact
 /// KL, a test score). An error from `observe` stops training and is returned.
 pub fn fit_observed<M: StochasticModel + ?Sized>(
+    model: &M,
+    xs: &Tensor,
+    ys: &Tensor,
+    config: &TrainConfig,
+    bar: &ProgressBar,
+    observe: impl FnMut(&EpochSummary) -> Result<()> + Send,
+) -> Result<TrainReport> {
+    on_compute_pool(|| fit_here(model, xs, ys, config, bar, observe))
+}
+
+/// [`fit_observed`] on the calling thread.
+fn fit_here<M: StochasticModel + ?Sized>(
     model: &M,
     xs: &Tensor,
     ys: &Tensor,

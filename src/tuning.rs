@@ -10,7 +10,11 @@
 //!   kernel and unmapped again, pass after pass. A fixed 32 MiB threshold
 //!   and a 1 GiB trim threshold let freed blocks be reused: MC dropout
 //!   prediction at H = 256 took 1.5 million page faults per 3 calls before,
-//!   42 thousand after, and ran 3× faster.
+//!   42 thousand after, and ran 3× faster. Training and prediction run on a
+//!   thread of rayon's pool ([`on_compute_pool`]), which glibc would serve
+//!   from an arena of its own that ignores the trim threshold; one arena
+//!   for all threads keeps the reuse (`bnn bench --hidden 64 --epochs 2`:
+//!   189 thousand page faults with a second arena, 36 thousand with one).
 //! - **candle has two thread pools.** Matmuls run on rayon's pool, one
 //!   thread per core; elementwise ops of 64 Ki values or more on a
 //!   spin-waiting barrier pool of its own, again one thread per core. On a
@@ -27,8 +31,8 @@
 //! the variable once, to the count candle would have found, keeps the same
 //! threads without the file.
 
-/// Applies the settings: the allocator thresholds (glibc only; elsewhere
-/// nothing), `CANDLE_NUM_THREADS=1`, and `RAYON_NUM_THREADS` = candle's own
+/// Applies the settings: the allocator thresholds and one arena (glibc
+/// only; elsewhere nothing), `CANDLE_NUM_THREADS=1`, and `RAYON_NUM_THREADS` = candle's own
 /// choice of matmul threads (the physical cores), each variable only unless
 /// it is already set.
 ///
@@ -47,8 +51,9 @@ pub fn tune_process() {
 }
 
 /// Fixes glibc's `mmap` threshold at 32 MiB and its trim threshold at
-/// 1 GiB, so that freed tensor buffers are reused (see the module docs).
-/// Safe to call at any time; does nothing off glibc.
+/// 1 GiB, and serves every thread from one arena, so that freed tensor
+/// buffers are reused (see the module docs). Safe to call at any time;
+/// does nothing off glibc.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters, under the allocator's
@@ -56,5 +61,23 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// Runs `f` on a thread of rayon's global pool, the pool candle's matmuls
+/// and this crate's kernels split their work across, and returns its
+/// result. [`crate::train::fit`] and [`crate::predictive::predict`] run
+/// there.
+///
+/// Called from outside the pool, each parallel operation hands its work to
+/// the pool's threads and parks the caller until they finish: on 2 cores,
+/// two threads woken and one put to sleep per matmul. From inside, the
+/// caller works on its share and wakes one helper: `bnn bench --hidden 64
+/// --epochs 2` made 7,650 context switches before, 351 after, and an MC
+/// dropout epoch at H = 256 took a third less time (docs/performance.md).
+/// The results are the same bits: every kernel's output is independent of
+/// the thread that computes it.
+pub fn on_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
