@@ -19,9 +19,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use num_traits::Float;
-use rayon::prelude::*;
 
-use crate::fused::{contiguous_values, PARALLEL_ABOVE};
+use crate::fused::{collect_rows, contiguous_values};
 use crate::row_sum::sum_rows;
 use crate::Result;
 
@@ -70,28 +69,17 @@ impl BiasRelu {
         f: impl Fn(F, usize) -> F + Send + Sync,
     ) -> Vec<F> {
         let bias_rows = bias.len() / n;
-        let rows_per_bias_row = (xs.len() / n).div_ceil(bias_rows);
-        let row = |(r, (out, x)): (usize, (&mut [F], &[F]))| {
+        let rows = xs.len() / n;
+        let rows_per_bias_row = rows.div_ceil(bias_rows);
+        let f = &f;
+        collect_rows(rows, n, |r| {
             let b = &bias[(r / rows_per_bias_row) * n..][..n];
-            for (j, ((o, &x), &b)) in out.iter_mut().zip(x).zip(b).enumerate() {
-                *o = f(x + b, r * n + j);
-            }
-        };
-        let mut out = vec![F::zero(); xs.len()];
-        if xs.len() >= PARALLEL_ABOVE {
-            let rows_per_task = (PARALLEL_ABOVE / 4).div_ceil(n);
-            out.par_chunks_mut(n)
-                .zip(xs.par_chunks(n))
+            let x = &xs[r * n..][..n];
+            x.iter()
+                .zip(b)
                 .enumerate()
-                .with_min_len(rows_per_task)
-                .for_each(row);
-        } else {
-            out.chunks_mut(n)
-                .zip(xs.chunks(n))
-                .enumerate()
-                .for_each(row);
-        }
-        out
+                .map(move |(j, (&x, &b))| f(x + b, r * n + j))
+        })
     }
 
     /// `max(x + b, 0)`.

@@ -22,6 +22,8 @@
 //! They run on CPU storage of f32 or f64; [`crate::ops`] uses the composed
 //! form on other devices and dtypes.
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::cpu_backend::unary_map;
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, WithDType};
@@ -132,6 +134,43 @@ pub(crate) fn contiguous_values<'a, F: WithDType>(
 /// off, see [`crate::tuning`]). Below it, one thread is faster than the
 /// fork-join (a few microseconds).
 pub(crate) const PARALLEL_ABOVE: usize = 1 << 14;
+
+/// The `rows · n` values of `row(0), row(1), …` (each yielding `n`
+/// values), written straight into the output's memory rather than over a
+/// zero-filled buffer, in parallel chunks of rows when there are at least
+/// [`PARALLEL_ABOVE`] values. A T-sample prediction at H = 64 spent 14% of
+/// its instructions zero-filling buffers that a kernel overwrote next.
+///
+/// # Panics
+/// If some `row(r)` yields fewer than `n` values (a bug in the caller).
+pub(crate) fn collect_rows<F, I>(rows: usize, n: usize, row: impl Fn(usize) -> I + Sync) -> Vec<F>
+where
+    F: Copy + Send + Sync,
+    I: Iterator<Item = F>,
+{
+    let len = rows * n;
+    let mut out = Vec::with_capacity(len);
+    let fill = |(r, slots): (usize, &mut [MaybeUninit<F>])| {
+        let mut values = row(r);
+        for slot in slots {
+            slot.write(values.next().expect("collect_rows: a row of n values"));
+        }
+    };
+    let slots = &mut out.spare_capacity_mut()[..len];
+    if len >= PARALLEL_ABOVE {
+        slots
+            .par_chunks_mut(n)
+            .enumerate()
+            .with_min_len((PARALLEL_ABOVE / 4).div_ceil(n))
+            .for_each(fill);
+    } else if n > 0 {
+        slots.chunks_mut(n).enumerate().for_each(fill);
+    }
+    // SAFETY: `len` is within the capacity reserved above, and `fill` wrote
+    // every slot of every row (a short row panics before this line).
+    unsafe { out.set_len(len) };
+    out
+}
 
 /// `f` on every value in layout order: in parallel chunks of at least
 /// [`PARALLEL_ABOVE`] / 4 values for a large contiguous input, else on the
@@ -246,5 +285,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every row lands in its place, on the serial and the parallel path.
+    #[test]
+    fn collect_rows_fills_rows_in_order() {
+        for (rows, n) in [(3usize, 5usize), (300, 100)] {
+            assert_eq!(rows * n >= PARALLEL_ABOVE, rows == 300);
+            let got = collect_rows(rows, n, |r| (0..n).map(move |j| (r * 1000 + j) as f32));
+            let want: Vec<f32> = (0..rows)
+                .flat_map(|r| (0..n).map(move |j| (r * 1000 + j) as f32))
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    /// A row shorter than `n` is a caller's bug, caught before the vector
+    /// could expose unwritten memory.
+    #[test]
+    #[should_panic(expected = "a row of n values")]
+    fn collect_rows_rejects_a_short_row() {
+        collect_rows(2, 4, |r| (0..if r == 1 { 3 } else { 4 }).map(|j| j as f32));
     }
 }

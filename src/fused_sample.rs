@@ -21,9 +21,8 @@ use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType,
 };
 use num_traits::Float;
-use rayon::prelude::*;
 
-use crate::fused::{contiguous_values, Fused, PARALLEL_ABOVE};
+use crate::fused::{collect_rows, contiguous_values, Fused};
 use crate::ops::softplus;
 use crate::row_sum::sum_rows;
 use crate::Result;
@@ -70,28 +69,18 @@ struct ReparamSample;
 fn sample<F: Float + Send + Sync>(eps: &[F], rho: &[F], mu: Option<&[F]>) -> Vec<F> {
     let n = rho.len();
     let sigma = Fused::Softplus.map(rho, &Layout::contiguous(n));
-    let one_sample = |(out, noise): (&mut [F], &[F])| match mu {
-        Some(mu) => {
-            for (((o, &e), &s), &m) in out.iter_mut().zip(noise).zip(&sigma).zip(mu) {
-                *o = e * s + m;
-            }
-        }
-        None => {
-            for ((o, &e), &s) in out.iter_mut().zip(noise).zip(&sigma) {
-                *o = e * s;
-            }
-        }
-    };
-    let mut out = vec![F::zero(); eps.len()];
-    if eps.len() >= PARALLEL_ABOVE {
-        out.par_chunks_mut(n)
-            .zip(eps.par_chunks(n))
-            .with_min_len((PARALLEL_ABOVE / 4).div_ceil(n))
-            .for_each(one_sample);
-    } else {
-        out.chunks_mut(n).zip(eps.chunks(n)).for_each(one_sample);
-    }
-    out
+    let sigma = &sigma;
+    collect_rows(eps.len() / n, n, |s| {
+        let noise = &eps[s * n..][..n];
+        noise
+            .iter()
+            .zip(sigma)
+            .enumerate()
+            .map(move |(j, (&e, &sd))| match mu {
+                Some(mu) => e * sd + mu[j],
+                None => e * sd,
+            })
+    })
 }
 
 /// `(Σ_s g[s, i] · eps[s, i]) · sigmoid(rho_i)`.
