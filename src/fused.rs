@@ -34,6 +34,57 @@ use rayon::prelude::*;
 /// `e^-20 / 2 ≈ 1e-9` (see [`crate::ops::log_softplus`]).
 pub(crate) const LOG_SOFTPLUS_LINEAR_BELOW: f64 = -20.0;
 
+/// `softplus(x) = max(x, 0) + ln_1p(e^{-|x|})`.
+#[inline(always)]
+pub(crate) fn softplus<F: Float>(x: F) -> F {
+    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// `sigmoid(x) = 1 / (1 + e^{-x})`.
+#[inline(always)]
+pub(crate) fn sigmoid<F: Float>(x: F) -> F {
+    F::one() / (F::one() + (-x).exp())
+}
+
+/// Whether `ln softplus(x)` is taken as `x` (below -20).
+#[inline(always)]
+fn linear<F: Float>(x: F) -> bool {
+    x < F::from(LOG_SOFTPLUS_LINEAR_BELOW).unwrap_or_else(F::min_value)
+}
+
+/// `ln softplus(x)` given `sp = softplus(x)`.
+#[inline(always)]
+fn log_softplus<F: Float>(x: F, sp: F) -> F {
+    if linear(x) {
+        x
+    } else {
+        sp.ln()
+    }
+}
+
+/// `d ln softplus(x) / dx` given `sp = softplus(x)` and `sig = sigmoid(x)`.
+#[inline(always)]
+fn log_softplus_grad<F: Float>(x: F, sp: F, sig: F) -> F {
+    if linear(x) {
+        F::one()
+    } else {
+        sig / sp
+    }
+}
+
+/// `kl_rest(x; c) = c sp² - ln sp` given `sp = softplus(x)`.
+#[inline(always)]
+pub(crate) fn kl_rest<F: Float>(x: F, sp: F, c: F) -> F {
+    c * sp * sp - log_softplus(x, sp)
+}
+
+/// `d kl_rest / dx = 2c sp sig - (ln softplus)'(x)` given `sp` and `sig`.
+#[inline(always)]
+pub(crate) fn kl_rest_grad<F: Float>(x: F, sp: F, sig: F, c: F) -> F {
+    let two = F::one() + F::one();
+    two * c * sp * sig - log_softplus_grad(x, sp, sig)
+}
+
 /// An elementwise function with a one-pass CPU kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Fused {
@@ -65,27 +116,15 @@ impl Fused {
 
     /// The function at one point.
     #[inline(always)]
-    fn eval<F: Float>(self, x: F) -> F {
-        let softplus = |x: F| x.max(F::zero()) + (-x.abs()).exp().ln_1p();
-        let sigmoid = |x: F| F::one() / (F::one() + (-x).exp());
-        let linear = x < F::from(LOG_SOFTPLUS_LINEAR_BELOW).unwrap_or_else(F::min_value);
-        let log_softplus = |sp: F| if linear { x } else { sp.ln() };
-        let log_softplus_grad = |sp: F| if linear { F::one() } else { sigmoid(x) / sp };
+    pub(crate) fn eval<F: Float>(self, x: F) -> F {
         let c = |inv_2var: f64| F::from(inv_2var).unwrap_or_else(F::nan);
         match self {
             Fused::Softplus => softplus(x),
             Fused::Sigmoid => sigmoid(x),
-            Fused::LogSoftplus => log_softplus(softplus(x)),
-            Fused::LogSoftplusGrad => log_softplus_grad(softplus(x)),
-            Fused::KlRest { inv_2var } => {
-                let sp = softplus(x);
-                c(inv_2var) * sp * sp - log_softplus(sp)
-            }
-            Fused::KlRestGrad { inv_2var } => {
-                let sp = softplus(x);
-                let two = F::one() + F::one();
-                two * c(inv_2var) * sp * sigmoid(x) - log_softplus_grad(sp)
-            }
+            Fused::LogSoftplus => log_softplus(x, softplus(x)),
+            Fused::LogSoftplusGrad => log_softplus_grad(x, softplus(x), sigmoid(x)),
+            Fused::KlRest { inv_2var } => kl_rest(x, softplus(x), c(inv_2var)),
+            Fused::KlRestGrad { inv_2var } => kl_rest_grad(x, softplus(x), sigmoid(x), c(inv_2var)),
         }
     }
 

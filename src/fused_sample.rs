@@ -18,11 +18,13 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType,
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, StorageRef, Tensor,
+    WithDType,
 };
 use num_traits::Float;
+use rayon::prelude::*;
 
-use crate::fused::{collect_rows, contiguous_values, Fused};
+use crate::fused::{self, collect_rows, contiguous_values, Fused, PARALLEL_ABOVE};
 use crate::ops::softplus;
 use crate::row_sum::sum_rows;
 use crate::Result;
@@ -34,8 +36,8 @@ use crate::Result;
 pub(crate) fn reparam_sample(eps: &Tensor, rho: &Tensor, mu: Option<&Tensor>) -> Result<Tensor> {
     if supports(eps, rho, mu) {
         return Ok(match mu {
-            Some(mu) => eps.apply_op3(rho, mu, ReparamSample)?,
-            None => eps.apply_op2(rho, ReparamSample)?,
+            Some(mu) => eps.apply_op3(rho, mu, ReparamSample { kl: None })?,
+            None => eps.apply_op2(rho, ReparamSample { kl: None })?,
         });
     }
     let scaled = eps.broadcast_mul(&softplus(rho)?)?;
@@ -43,6 +45,35 @@ pub(crate) fn reparam_sample(eps: &Tensor, rho: &Tensor, mu: Option<&Tensor>) ->
         Some(mu) => scaled.broadcast_add(mu)?,
         None => scaled,
     })
+}
+
+/// [`reparam_sample`] together with `Σ_i kl_rest(rho_i; c)`, the variance
+/// part of the Gaussian KL ([`crate::fused`], `c = 1 / (2 sigma_p²)`), from
+/// one pass over `rho`: softplus is evaluated once per parameter for both,
+/// and the backward pass reuses it. `None` where the kernel does not apply
+/// (the caller then takes the two separately; the bits are the same).
+///
+/// The node's output packs `[samples | kl_rest per parameter | softplus(rho)]`
+/// (the last part kept for the backward pass); the sample and the KL are
+/// views of it.
+pub(crate) fn reparam_sample_with_kl(
+    eps: &Tensor,
+    rho: &Tensor,
+    mu: Option<&Tensor>,
+    inv_2var: f64,
+) -> Result<Option<(Tensor, Tensor)>> {
+    if !supports(eps, rho, mu) {
+        return Ok(None);
+    }
+    let op = ReparamSample { kl: Some(inv_2var) };
+    let packed = match mu {
+        Some(mu) => eps.apply_op3(rho, mu, op)?,
+        None => eps.apply_op2(rho, op)?,
+    };
+    let (samples, n) = (eps.elem_count(), rho.elem_count());
+    let sample = packed.narrow(0, 0, samples)?.reshape(eps.shape())?;
+    let kl_rest = packed.narrow(0, samples, n)?.sum_all()?;
+    Ok(Some((sample, kl_rest)))
 }
 
 /// Whether [`ReparamSample`] handles these inputs (see [`reparam_sample`]).
@@ -60,45 +91,93 @@ fn supports(eps: &Tensor, rho: &Tensor, mu: Option<&Tensor>) -> bool {
         && mu.is_none_or(|mu| cpu_contiguous(mu) && mu.dims() == rho.dims())
 }
 
-/// The node (see the module docs).
+/// The node (see the module docs), with the KL's variance part when `kl`
+/// holds `c = 1 / (2 sigma_p²)` ([`reparam_sample_with_kl`]).
 #[derive(Debug, Clone, Copy)]
-struct ReparamSample;
+struct ReparamSample {
+    kl: Option<f64>,
+}
 
 /// `eps · sigma + mu` (or `eps · sigma`) per sample, `sigma = softplus(rho)`
-/// computed once; samples split across rayon's pool for large outputs.
-fn sample<F: Float + Send + Sync>(eps: &[F], rho: &[F], mu: Option<&[F]>) -> Vec<F> {
+/// computed once; with `kl = Some(c)`, followed by `kl_rest(rho_i; c)` and
+/// `sigma_i` for every parameter (the packed output of
+/// [`reparam_sample_with_kl`]).
+fn sample<F: Float + Send + Sync>(
+    eps: &[F],
+    rho: &[F],
+    mu: Option<&[F]>,
+    kl: Option<f64>,
+) -> Vec<F> {
     let n = rho.len();
     let sigma = Fused::Softplus.map(rho, &Layout::contiguous(n));
-    let sigma = &sigma;
-    collect_rows(eps.len() / n, n, |s| {
+    let sigma_ref = &sigma;
+    let mut out = collect_rows(eps.len() / n, n, |s| {
         let noise = &eps[s * n..][..n];
         noise
             .iter()
-            .zip(sigma)
+            .zip(sigma_ref)
             .enumerate()
             .map(move |(j, (&e, &sd))| match mu {
                 Some(mu) => e * sd + mu[j],
                 None => e * sd,
             })
-    })
+    });
+    if let Some(c) = kl {
+        let c = F::from(c).unwrap_or_else(F::nan);
+        let kl_rest = per_parameter(n, |j| fused::kl_rest(rho[j], sigma[j], c));
+        out.reserve_exact(2 * n);
+        out.extend_from_slice(&kl_rest);
+        out.extend_from_slice(&sigma);
+    }
+    out
 }
 
-/// `(Σ_s g[s, i] · eps[s, i]) · sigmoid(rho_i)`.
-fn rho_grad<F: Float + Send + Sync>(grad: &[F], eps: &[F], rho: &[F]) -> Vec<F> {
+/// `f(j)` for `j` in `0..n`, split across rayon's pool for large `n`.
+fn per_parameter<F: Send>(n: usize, f: impl Fn(usize) -> F + Send + Sync) -> Vec<F> {
+    if n >= PARALLEL_ABOVE {
+        (0..n)
+            .into_par_iter()
+            .with_min_len(PARALLEL_ABOVE / 4)
+            .map(f)
+            .collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
+/// `dL/drho_i = (Σ_s g[s, i] · eps[s, i]) · sigmoid(rho_i)`, plus
+/// `g_kl_i · kl_rest'(rho_i)` when the output also held the KL (`kl =
+/// Some((c, softplus(rho)))`, with `grad` then covering the packed output).
+fn rho_grad<F: Float + Send + Sync>(
+    grad: &[F],
+    eps: &[F],
+    rho: &[F],
+    kl: Option<(f64, &[F])>,
+) -> Vec<F> {
     let n = rho.len();
     let mut sum = vec![F::zero(); n];
-    for (g, e) in grad.chunks(n).zip(eps.chunks(n)) {
+    for (g, e) in grad[..eps.len()].chunks(n).zip(eps.chunks(n)) {
         for ((s, &g), &e) in sum.iter_mut().zip(g).zip(e) {
             *s = *s + g * e;
         }
     }
-    let slope = Fused::Sigmoid.map(rho, &Layout::contiguous(n));
-    sum.iter().zip(&slope).map(|(&s, &d)| s * d).collect()
+    match kl {
+        None => per_parameter(n, |j| sum[j] * fused::sigmoid(rho[j])),
+        Some((c, sigma)) => {
+            let c = F::from(c).unwrap_or_else(F::nan);
+            let grad_kl = &grad[eps.len()..eps.len() + n];
+            per_parameter(n, |j| {
+                let (x, sig) = (rho[j], fused::sigmoid(rho[j]));
+                sum[j] * sig + grad_kl[j] * fused::kl_rest_grad(x, sigma[j], sig, c)
+            })
+        }
+    }
 }
 
 impl ReparamSample {
     /// [`sample`] on storages.
     fn forward(
+        self,
         eps: (&CpuStorage, &Layout),
         rho: (&CpuStorage, &Layout),
         mu: Option<(&CpuStorage, &Layout)>,
@@ -112,28 +191,82 @@ impl ReparamSample {
             eps: (&CpuStorage, &Layout),
             rho: (&CpuStorage, &Layout),
             mu: Option<(&CpuStorage, &Layout)>,
+            kl: Option<f64>,
         ) -> candle_core::Result<Vec<F>> {
             let mu = mu.map(values::<F>).transpose()?;
-            Ok(sample(values(eps)?, values(rho)?, mu))
+            Ok(sample(values(eps)?, values(rho)?, mu, kl))
         }
         let out = match eps.0.dtype() {
-            DType::F32 => CpuStorage::F32(typed(eps, rho, mu)?),
-            DType::F64 => CpuStorage::F64(typed(eps, rho, mu)?),
+            DType::F32 => CpuStorage::F32(typed(eps, rho, mu, self.kl)?),
+            DType::F64 => CpuStorage::F64(typed(eps, rho, mu, self.kl)?),
             other => bail!("reparam-sample needs f32 or f64, got {other:?}"),
         };
-        Ok((out, eps.1.shape().clone()))
+        let shape = match self.kl {
+            None => eps.1.shape().clone(),
+            Some(_) => Shape::from(out_len(eps.1, rho.1)),
+        };
+        Ok((out, shape))
     }
 
-    /// `dL/drho` of the module docs, from the output gradient.
-    fn rho_grad(eps: &Tensor, rho: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-        grad.contiguous()?.apply_op3_no_bwd(eps, rho, &RhoGrad)
+    /// `dL/drho` from the output gradient (see [`rho_grad`]).
+    fn rho_grad(
+        self,
+        eps: &Tensor,
+        rho: &Tensor,
+        packed: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        fn cpu_values<'a, F: WithDType>(
+            (storage, layout): &'a (StorageRef<'_>, &Layout),
+        ) -> candle_core::Result<&'a [F]> {
+            match &**storage {
+                Storage::Cpu(cpu) => contiguous_values(cpu, layout, "reparam-sample"),
+                _ => bail!("reparam-sample runs on the CPU"),
+            }
+        }
+        fn typed<F: Float + WithDType + Send + Sync>(
+            op: ReparamSample,
+            eps: &Tensor,
+            rho: &Tensor,
+            packed: &Tensor,
+            grad: &Tensor,
+        ) -> candle_core::Result<Tensor> {
+            let grad = grad.contiguous()?;
+            let (g, e, r, p) = (
+                grad.storage_and_layout(),
+                eps.storage_and_layout(),
+                rho.storage_and_layout(),
+                packed.storage_and_layout(),
+            );
+            let rho_values = cpu_values::<F>(&r)?;
+            let kl = match op.kl {
+                Some(c) => {
+                    let sigma_from = eps.elem_count() + rho_values.len();
+                    Some((c, &cpu_values::<F>(&p)?[sigma_from..]))
+                }
+                None => None,
+            };
+            let values = rho_grad(cpu_values(&g)?, cpu_values(&e)?, rho_values, kl);
+            Tensor::from_vec(values, rho.shape(), rho.device())
+        }
+        match rho.dtype() {
+            DType::F32 => typed::<f32>(self, eps, rho, packed, grad),
+            DType::F64 => typed::<f64>(self, eps, rho, packed, grad),
+            other => bail!("reparam-sample needs f32 or f64, got {other:?}"),
+        }
     }
 
-    /// `dL/dmu` of the module docs, from the output gradient.
-    fn mu_grad(rho: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-        sum_rows(&grad.contiguous()?, 1, rho.shape())
+    /// `dL/dmu = Σ_s g[s, i]`, from the samples' part of the gradient.
+    fn mu_grad(rho: &Tensor, eps: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
+        let samples = grad.flatten_all()?.narrow(0, 0, eps.elem_count())?;
+        sum_rows(&samples.contiguous()?, 1, rho.shape())
             .map_err(|e| candle_core::Error::Msg(e.to_string()))
     }
+}
+
+/// Length of the packed output: the samples, then two values per parameter.
+fn out_len(eps: &Layout, rho: &Layout) -> usize {
+    eps.shape().elem_count() + 2 * rho.shape().elem_count()
 }
 
 impl CustomOp2 for ReparamSample {
@@ -148,17 +281,17 @@ impl CustomOp2 for ReparamSample {
         rho: &CpuStorage,
         rho_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Self::forward((eps, eps_layout), (rho, rho_layout), None)
+        self.forward((eps, eps_layout), (rho, rho_layout), None)
     }
 
     fn bwd(
         &self,
         eps: &Tensor,
         rho: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((None, Some(Self::rho_grad(eps, rho, grad)?)))
+        Ok((None, Some(self.rho_grad(eps, rho, res, grad)?)))
     }
 }
 
@@ -176,7 +309,7 @@ impl CustomOp3 for ReparamSample {
         mu: &CpuStorage,
         mu_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        Self::forward((eps, eps_layout), (rho, rho_layout), Some((mu, mu_layout)))
+        self.forward((eps, eps_layout), (rho, rho_layout), Some((mu, mu_layout)))
     }
 
     fn bwd(
@@ -184,49 +317,14 @@ impl CustomOp3 for ReparamSample {
         eps: &Tensor,
         rho: &Tensor,
         _mu: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         Ok((
             None,
-            Some(Self::rho_grad(eps, rho, grad)?),
-            Some(Self::mu_grad(rho, grad)?),
+            Some(self.rho_grad(eps, rho, res, grad)?),
+            Some(Self::mu_grad(rho, eps, grad)?),
         ))
-    }
-}
-
-/// The kernel of `dL/drho` on `(g, eps, rho)`.
-#[derive(Debug, Clone, Copy)]
-struct RhoGrad;
-
-impl CustomOp3 for RhoGrad {
-    fn name(&self) -> &'static str {
-        "reparam-sample-rho-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        grad: &CpuStorage,
-        grad_layout: &Layout,
-        eps: &CpuStorage,
-        eps_layout: &Layout,
-        rho: &CpuStorage,
-        rho_layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = match grad.dtype() {
-            DType::F32 => CpuStorage::F32(rho_grad::<f32>(
-                contiguous_values(grad, grad_layout, self.name())?,
-                contiguous_values(eps, eps_layout, self.name())?,
-                contiguous_values(rho, rho_layout, self.name())?,
-            )),
-            DType::F64 => CpuStorage::F64(rho_grad::<f64>(
-                contiguous_values(grad, grad_layout, self.name())?,
-                contiguous_values(eps, eps_layout, self.name())?,
-                contiguous_values(rho, rho_layout, self.name())?,
-            )),
-            other => bail!("{} needs f32 or f64, got {other:?}", self.name()),
-        };
-        Ok((out, rho_layout.shape().clone()))
     }
 }
 
@@ -297,6 +395,66 @@ mod tests {
                 }
                 if !with_mu {
                     assert!(g_fused.get(mu.as_tensor()).is_none());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Taking the KL's variance part along changes no bit: the sample, the
+    /// KL and the gradients of `rho` and `mu` equal those of the sample
+    /// node and the separate `kl_rest` kernel, on both paths.
+    #[test]
+    fn sample_with_kl_equals_sample_and_kl_bit_for_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        let inv_2var = 0.37;
+        for (eps_dims, rho_dims) in [
+            (vec![1usize, 5, 3], vec![5usize, 3]),
+            (vec![1, 160, 128], vec![160, 128]), // 20 480 parameters: parallel
+        ] {
+            let (count, n) = (
+                eps_dims.iter().product::<usize>(),
+                rho_dims.iter().product::<usize>(),
+            );
+            let eps: Vec<f32> = (0..count)
+                .map(|i| (((i * 7919) % 211) as f32 - 105.0) * 0.0173)
+                .collect();
+            let eps = Tensor::from_vec(eps, eps_dims.as_slice(), &dev)?;
+            // Down to -25: the linear branch of ln softplus too.
+            let rho: Vec<f32> = (0..n)
+                .map(|i| ((i * 31) % 97) as f32 * 0.27 - 25.0)
+                .collect();
+            let rho = Var::from_vec(rho, rho_dims.as_slice(), &dev)?;
+            let mu: Vec<f32> = (0..n)
+                .map(|i| ((i * 13) % 23) as f32 * 0.09 - 1.0)
+                .collect();
+            let mu = Var::from_vec(mu, rho_dims.as_slice(), &dev)?;
+            let weights = Tensor::arange(0f32, count as f32, &dev)?
+                .affine(1.3, -(count as f64) / 2.0)?
+                .reshape(eps_dims.as_slice())?;
+            for with_mu in [true, false] {
+                let mu_arg = with_mu.then_some(mu.as_tensor());
+                let (sample, kl) = reparam_sample_with_kl(&eps, rho.as_tensor(), mu_arg, inv_2var)?
+                    .expect("a supported input");
+                let separate = reparam_sample(&eps, rho.as_tensor(), mu_arg)?;
+                let separate_kl = rho
+                    .as_tensor()
+                    .apply_op1(Fused::KlRest { inv_2var })?
+                    .sum_all()?;
+                let shape = format!("{eps_dims:?}, mu {with_mu}");
+                assert_eq!(bits(&sample)?, bits(&separate)?, "sample, {shape}");
+                assert_eq!(bits(&kl)?, bits(&separate_kl)?, "kl, {shape}");
+                let loss = |s: Tensor, k: Tensor| -> Result<Tensor> {
+                    Ok(((s * &weights)?.sum_all()? + (k * 3.7)?)?)
+                };
+                let g_fused = loss(sample, kl)?.backward()?;
+                let g_separate = loss(separate, separate_kl)?.backward()?;
+                let vars: &[&Var] = if with_mu { &[&rho, &mu] } else { &[&rho] };
+                for var in vars {
+                    let grad = |g: &candle_core::backprop::GradStore| -> Result<Vec<u32>> {
+                        bits(g.get(var.as_tensor()).expect("a gradient"))
+                    };
+                    assert_eq!(grad(&g_fused)?, grad(&g_separate)?, "gradient, {shape}");
                 }
             }
         }

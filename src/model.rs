@@ -45,6 +45,14 @@ pub trait StochasticModel: Send + Sync {
         self.forward_samples(xs, 1)
     }
 
+    /// [`Self::forward_train`] and [`Self::kl`], in that order: what a
+    /// training step needs. A model may compute the two together (BBB
+    /// shares one pass over each `rho`); the values are the same.
+    fn forward_train_with_kl(&self, xs: &Tensor) -> Result<(Tensor, KlTerms)> {
+        let head = self.forward_train(xs)?;
+        Ok((head, self.kl()?))
+    }
+
     /// The deterministic pass (posterior means), `[B, in]` -> `[B, head_dim]`.
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor>;
 
@@ -419,7 +427,7 @@ impl BayesMlp {
     fn run(
         &self,
         xs: Tensor,
-        layer_pass: impl Fn(&BayesLinear, &Tensor, Option<Activation>) -> Result<Tensor>,
+        mut layer_pass: impl FnMut(&BayesLinear, &Tensor, Option<Activation>) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let last = self.layers.len() - 1;
         let mut h = xs;
@@ -435,6 +443,25 @@ impl StochasticModel for BayesMlp {
     fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
         let xs = replicate_input(xs, self.config.input_dim, samples, "BayesMlp")?;
         self.run(xs, |layer, h, act| layer.forward_sample_then(h, act))
+    }
+
+    /// One sample pass with each layer's KL taken along
+    /// ([`BayesLinear::forward_sample_with_kl`]) when every layer's prior
+    /// is Gaussian; otherwise the pass, then [`Self::kl`] (a Monte Carlo KL
+    /// draws its noise after the pass's).
+    fn forward_train_with_kl(&self, xs: &Tensor) -> Result<(Tensor, KlTerms)> {
+        if !self.layers.iter().all(BayesLinear::samples_with_kl) {
+            let head = self.forward_train(xs)?;
+            return Ok((head, self.kl()?));
+        }
+        let xs = replicate_input(xs, self.config.input_dim, 1, "BayesMlp")?;
+        let mut kl = KlTerms::zeros(self.layers[0].weight().mu().device())?;
+        let head = self.run(xs, |layer, h, act| {
+            let (ys, layer_kl) = layer.forward_sample_with_kl(h, act)?;
+            kl = kl.add(&layer_kl)?;
+            Ok(ys)
+        })?;
+        Ok((head, kl))
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {

@@ -25,7 +25,7 @@
 use candle_core::{Device, Shape, Tensor, Var};
 
 use crate::fused::Fused;
-use crate::fused_sample::reparam_sample;
+use crate::fused_sample::{reparam_sample, reparam_sample_with_kl};
 use crate::noise::NoiseSource;
 use crate::ops::{inverse_softplus_f64, log_softplus, softplus};
 use crate::prior::LayerPrior;
@@ -183,6 +183,34 @@ impl FactoredGaussian {
     /// Closed-form KL to a Gaussian prior, split into `l2` and `rest`
     /// (formula in the module docs). Errors for non-Gaussian priors.
     pub fn kl_closed_form(&self, prior: &LayerPrior) -> Result<KlTerms> {
+        let (offset, sp) = self.prior_offset(prior)?;
+        self.gaussian_kl(&offset, sp)
+    }
+
+    /// [`Self::sample_with`] (or [`Self::scaled_noise`] when `with_mean` is
+    /// false) and [`Self::kl_closed_form`] together, sharing one pass over
+    /// `rho` where the CPU kernel applies ([`crate::fused_sample`]); the
+    /// same values either way. Errors for non-Gaussian priors.
+    pub fn sample_and_kl(
+        &self,
+        eps: &Tensor,
+        with_mean: bool,
+        prior: &LayerPrior,
+    ) -> Result<(Tensor, KlTerms)> {
+        let (offset, sp) = self.prior_offset(prior)?;
+        let mu = with_mean.then_some(self.mu.as_tensor());
+        let inv_2var = 1.0 / (2.0 * sp * sp);
+        match reparam_sample_with_kl(eps, self.rho.as_tensor(), mu, inv_2var)? {
+            Some((sample, variable)) => Ok((sample, self.gaussian_kl_from(&offset, sp, variable)?)),
+            None => {
+                let sample = reparam_sample(eps, self.rho.as_tensor(), mu)?;
+                Ok((sample, self.gaussian_kl(&offset, sp)?))
+            }
+        }
+    }
+
+    /// The offsets `mu - m` from a Gaussian prior's mean, and its std.
+    fn prior_offset(&self, prior: &LayerPrior) -> Result<(Tensor, f64)> {
         let LayerPrior::Gaussian { mean, sigma: sp } = *prior else {
             return Err(Error::invalid(
                 "prior",
@@ -197,7 +225,7 @@ impl FactoredGaussian {
         } else {
             (mu - mean)?
         };
-        self.gaussian_kl(&offset, sp)
+        Ok((offset, sp))
     }
 
     /// Closed-form KL to a Gaussian prior with a **per-weight mean**,
@@ -235,15 +263,22 @@ impl FactoredGaussian {
     /// The Gaussian KL given the offsets `mu - m` from the prior mean.
     fn gaussian_kl(&self, offset: &Tensor, sp: f64) -> Result<KlTerms> {
         let inv_2var = 1.0 / (2.0 * sp * sp);
-        let l2 = (offset.sqr()?.sum_all()? * inv_2var)?;
         let rho = self.rho.as_tensor();
-        let n = rho.elem_count() as f64;
-        // Σ [ln sp - ln s + s²/(2sp²) - 1/2]
+        // Σ [s²/(2sp²) - ln s]
         let variable = if Fused::supports(rho) {
             rho.apply_op1(Fused::KlRest { inv_2var })?.sum_all()?
         } else {
             ((self.sigma()?.sqr()?.sum_all()? * inv_2var)? - self.ln_sigma()?.sum_all()?)?
         };
+        self.gaussian_kl_from(offset, sp, variable)
+    }
+
+    /// The Gaussian KL from the offsets and `variable = Σ [s²/(2sp²) - ln s]`:
+    /// `l2 = Σ offset² / (2sp²)`, `rest = variable + n (ln sp - 1/2)`.
+    fn gaussian_kl_from(&self, offset: &Tensor, sp: f64, variable: Tensor) -> Result<KlTerms> {
+        let inv_2var = 1.0 / (2.0 * sp * sp);
+        let l2 = (offset.sqr()?.sum_all()? * inv_2var)?;
+        let n = self.rho.elem_count() as f64;
         let rest = (variable + n * (sp.ln() - 0.5))?;
         Ok(KlTerms { l2, rest })
     }

@@ -220,10 +220,10 @@ fn fit_here<M: StochasticModel + ?Sized>(
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
             let idx = Tensor::from_slice(chunk, chunk.len(), xs.device())?;
             let (xb, yb) = (xs.index_select(&idx, 0)?, ys.index_select(&idx, 0)?);
-            let head = model.forward_train(&xb)?;
+            let (head, kl) = model.forward_train_with_kl(&xb)?;
             let nll = model.likelihood().nll(&head, &yb)?;
             let epochs_done = epoch as f64 + (b + 1) as f64 / steps_per_epoch as f64;
-            let terms = elbo.terms(&nll, &model.kl()?, epochs_done)?;
+            let terms = elbo.terms(&nll, &kl, epochs_done)?;
             let grads = terms.loss.backward()?;
             let summary = Tensor::stack(
                 &[

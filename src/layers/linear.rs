@@ -336,17 +336,75 @@ impl BayesLinear {
         noise: &LayerNoise,
         activation: Option<Activation>,
     ) -> Result<Tensor> {
+        Ok(self.pass(xs, noise, activation, false)?.0)
+    }
+
+    /// Whether [`Self::forward_sample_with_kl`] takes the KL along with the
+    /// sample: a Gaussian prior without per-weight means (its KL is closed
+    /// form and draws no noise).
+    pub(crate) fn samples_with_kl(&self) -> bool {
+        self.prior_mean.is_none() && matches!(self.prior, LayerPrior::Gaussian { .. })
+    }
+
+    /// [`Self::forward_sample_then`] and [`Self::kl`] together: the weight
+    /// and bias samples and their KL share one pass over each `rho`
+    /// ([`FactoredGaussian::sample_and_kl`]), with the same values as the
+    /// two calls. Only for layers with [`Self::samples_with_kl`].
+    pub(crate) fn forward_sample_with_kl(
+        &self,
+        xs: &Tensor,
+        activation: Option<Activation>,
+    ) -> Result<(Tensor, KlTerms)> {
+        let batch = match xs.dims() {
+            [s, b, _] if *s == 1 => *b,
+            d => return Err(self.rank_error(d)),
+        };
+        let noise = self.draw_noise(1, batch)?;
+        let (ys, kl) = self.pass(xs, &noise, activation, true)?;
+        match kl {
+            Some(kl) => Ok((ys, kl)),
+            None => Ok((ys, self.kl()?)),
+        }
+    }
+
+    /// The sampled pass; with `with_kl`, also the weight and bias KL (weight
+    /// first, as [`Self::kl`]) where the estimator samples `w` or its
+    /// perturbation ([`FactoredGaussian::sample_and_kl`]); `None` otherwise.
+    fn pass(
+        &self,
+        xs: &Tensor,
+        noise: &LayerNoise,
+        activation: Option<Activation>,
+        with_kl: bool,
+    ) -> Result<(Tensor, Option<KlTerms>)> {
         let squeeze = xs.rank() == 2;
         let xs = match xs.rank() {
             2 => xs.unsqueeze(0)?,
             3 => xs.clone(),
             _ => return Err(self.rank_error(xs.dims())),
         };
-        let ys = match noise {
+        // `mu + sigma ⊙ eps` (or `sigma ⊙ eps`), with its KL when asked for.
+        let sample = |posterior: &FactoredGaussian, eps: &Tensor, with_mean: bool| {
+            if with_kl {
+                let (t, kl) = posterior.sample_and_kl(eps, with_mean, &self.prior)?;
+                return Ok::<_, Error>((t, Some(kl)));
+            }
+            let t = match with_mean {
+                true => posterior.sample_with(eps)?,
+                false => posterior.scaled_noise(eps)?,
+            };
+            Ok((t, None))
+        };
+        let both = |w: Option<KlTerms>, b: Option<KlTerms>| match (w, b) {
+            (Some(w), Some(b)) => w.add(&b).map(Some),
+            _ => Ok(None),
+        };
+        let (ys, kl) = match noise {
             LayerNoise::Reparam { weight, bias } => {
-                let w = self.weight.sample_with(weight)?; // [S, out, in]
-                let b = self.bias.sample_with(bias)?; // [S, 1, out]
-                with_bias(&xs.matmul(&w.transpose(1, 2)?)?, &b, activation)?
+                let (w, kl_w) = sample(&self.weight, weight, true)?; // [S, out, in]
+                let (b, kl_b) = sample(&self.bias, bias, true)?; // [S, 1, out]
+                let ys = with_bias(&xs.matmul(&w.transpose(1, 2)?)?, &b, activation)?;
+                (ys, both(kl_w, kl_b)?)
             }
             LayerNoise::LocalReparam { output } => {
                 // The bias is inside the mean and the variance here.
@@ -354,10 +412,11 @@ impl BayesLinear {
                 let var = shared_matmul(&xs.sqr()?, &self.weight.sigma()?.sqr()?)?
                     .broadcast_add(&self.bias.sigma()?.sqr()?)?;
                 let ys = (mean + (var.sqrt()? * output)?)?;
-                match activation {
+                let ys = match activation {
                     Some(activation) => activation.apply(&ys)?,
                     None => ys,
-                }
+                };
+                (ys, None)
             }
             LayerNoise::Flipout {
                 weight,
@@ -366,13 +425,14 @@ impl BayesLinear {
                 sign_out,
             } => {
                 let mean = shared_matmul(&xs, self.weight.mu().as_tensor())?;
-                let delta = self.weight.scaled_noise(weight)?; // [S, out, in]
+                let (delta, kl_w) = sample(&self.weight, weight, false)?; // [S, out, in]
                 let perturbation = ((&xs * sign_in)?.matmul(&delta.transpose(1, 2)?)? * sign_out)?;
-                let b = self.bias.sample_with(bias)?;
-                with_bias(&(mean + perturbation)?, &b, activation)?
+                let (b, kl_b) = sample(&self.bias, bias, true)?;
+                let ys = with_bias(&(mean + perturbation)?, &b, activation)?;
+                (ys, both(kl_w, kl_b)?)
             }
         };
-        Ok(if squeeze { ys.squeeze(0)? } else { ys })
+        Ok((if squeeze { ys.squeeze(0)? } else { ys }, kl))
     }
 
     /// Deterministic pass through the posterior means, `x muᵀ + mu_b`, for an
