@@ -446,7 +446,7 @@ impl StochasticModel for BayesMlp {
     }
 
     /// One sample pass with each layer's KL taken along
-    /// ([`BayesLinear::forward_sample_with_kl`]) when every layer's prior
+    /// (`BayesLinear::forward_sample_with_kl`) when every layer's prior
     /// is Gaussian; otherwise the pass, then [`Self::kl`] (a Monte Carlo KL
     /// draws its noise after the pass's).
     fn forward_train_with_kl(&self, xs: &Tensor) -> Result<(Tensor, KlTerms)> {

@@ -189,7 +189,7 @@ impl FactoredGaussian {
 
     /// [`Self::sample_with`] (or [`Self::scaled_noise`] when `with_mean` is
     /// false) and [`Self::kl_closed_form`] together, sharing one pass over
-    /// `rho` where the CPU kernel applies ([`crate::fused_sample`]); the
+    /// `rho` where the CPU kernel applies (`src/fused_sample.rs`); the
     /// same values either way. Errors for non-Gaussian priors.
     pub fn sample_and_kl(
         &self,
