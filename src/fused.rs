@@ -190,10 +190,12 @@ where
     let len = rows * n;
     let mut out = Vec::with_capacity(len);
     let fill = |(r, slots): (usize, &mut [MaybeUninit<F>])| {
-        let mut values = row(r);
-        for slot in slots {
-            slot.write(values.next().expect("collect_rows: a row of n values"));
+        let mut written = 0;
+        for (slot, value) in slots.iter_mut().zip(row(r)) {
+            slot.write(value);
+            written += 1;
         }
+        assert_eq!(written, n, "collect_rows: a row of n values");
     };
     let slots = &mut out.spare_capacity_mut()[..len];
     if len >= PARALLEL_ABOVE {
