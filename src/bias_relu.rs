@@ -17,7 +17,9 @@
 //! bits; a test checks values and gradients against the composed ops.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, WithDType,
+};
 use num_traits::Float;
 
 use crate::fused::{collect_rows, contiguous_values};
@@ -101,6 +103,38 @@ impl BiasRelu {
     }
 }
 
+/// `max(x + b, 0)` on storages, or `g ⊙ 1[x + b ≥ 0]` when `grad` is given:
+/// the dtype dispatch of both kernels.
+fn run_kernel(
+    xs: (&CpuStorage, &Layout),
+    bias: (&CpuStorage, &Layout),
+    grad: Option<(&CpuStorage, &Layout)>,
+    name: &str,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn typed<F: Float + WithDType + Send + Sync>(
+        xs: (&CpuStorage, &Layout),
+        bias: (&CpuStorage, &Layout),
+        grad: Option<(&CpuStorage, &Layout)>,
+        name: &str,
+    ) -> candle_core::Result<Vec<F>> {
+        let n = xs.1.dims().last().copied().unwrap_or(1);
+        let x = contiguous_values::<F>(xs.0, xs.1, name)?;
+        let b = contiguous_values(bias.0, bias.1, name)?;
+        Ok(match grad {
+            None => BiasRelu::forward(x, b, n),
+            Some((g, g_layout)) => {
+                BiasRelu::grad_xs(x, b, contiguous_values(g, g_layout, name)?, n)
+            }
+        })
+    }
+    let out = match xs.0.dtype() {
+        DType::F32 => CpuStorage::F32(typed(xs, bias, grad, name)?),
+        DType::F64 => CpuStorage::F64(typed(xs, bias, grad, name)?),
+        other => bail!("{name} needs f32 or f64, got {other:?}"),
+    };
+    Ok((out, xs.1.shape().clone()))
+}
+
 impl CustomOp2 for BiasRelu {
     fn name(&self) -> &'static str {
         "bias-relu"
@@ -113,21 +147,7 @@ impl CustomOp2 for BiasRelu {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let n = xs_layout.dims().last().copied().unwrap_or(1);
-        let out = match xs.dtype() {
-            DType::F32 => CpuStorage::F32(Self::forward(
-                contiguous_values::<f32>(xs, xs_layout, self.name())?,
-                contiguous_values(bias, bias_layout, self.name())?,
-                n,
-            )),
-            DType::F64 => CpuStorage::F64(Self::forward(
-                contiguous_values::<f64>(xs, xs_layout, self.name())?,
-                contiguous_values(bias, bias_layout, self.name())?,
-                n,
-            )),
-            other => bail!("bias-relu needs f32 or f64, got {other:?}"),
-        };
-        Ok((out, xs_layout.shape().clone()))
+        run_kernel((xs, xs_layout), (bias, bias_layout), None, self.name())
     }
 
     /// candle's backward of `broadcast_add` then `relu`, with the same
@@ -171,30 +191,19 @@ impl CustomOp3 for BiasReluGrad {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let n = xs_layout.dims().last().copied().unwrap_or(1);
-        let name = self.name();
-        let out = match xs.dtype() {
-            DType::F32 => CpuStorage::F32(BiasRelu::grad_xs(
-                contiguous_values::<f32>(xs, xs_layout, name)?,
-                contiguous_values(bias, bias_layout, name)?,
-                contiguous_values(grad, grad_layout, name)?,
-                n,
-            )),
-            DType::F64 => CpuStorage::F64(BiasRelu::grad_xs(
-                contiguous_values::<f64>(xs, xs_layout, name)?,
-                contiguous_values(bias, bias_layout, name)?,
-                contiguous_values(grad, grad_layout, name)?,
-                n,
-            )),
-            other => bail!("{name} needs f32 or f64, got {other:?}"),
-        };
-        Ok((out, xs_layout.shape().clone()))
+        run_kernel(
+            (xs, xs_layout),
+            (bias, bias_layout),
+            Some((grad, grad_layout)),
+            self.name(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::tests::bits;
     use candle_core::{Device, Var};
 
     /// The fused op and candle's `broadcast_add` + `relu` give the same bits,
@@ -220,13 +229,6 @@ mod tests {
                 assert!(BiasRelu::supports(x.as_tensor(), bias.as_tensor()));
                 let fused = bias_relu(x.as_tensor(), bias.as_tensor())?;
                 let composed = x.as_tensor().broadcast_add(bias.as_tensor())?.relu()?;
-                let bits = |t: &Tensor| -> Result<Vec<u32>> {
-                    Ok(t.flatten_all()?
-                        .to_vec1::<f32>()?
-                        .iter()
-                        .map(|v| v.to_bits())
-                        .collect())
-                };
                 assert_eq!(bits(&fused)?, bits(&composed)?, "forward, count {count}");
                 // A loss that weighs every output differently, with both
                 // signs (so zero slopes give both signed zeros).

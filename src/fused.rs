@@ -273,8 +273,18 @@ impl CustomOp1 for Fused {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The bit patterns of an f32 tensor's values, for bit-for-bit
+    /// comparisons of kernels against the ops they replace.
+    pub(crate) fn bits(t: &Tensor) -> crate::Result<Vec<u32>> {
+        Ok(t.flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|v| v.to_bits())
+            .collect())
+    }
     use candle_core::Device;
 
     /// Large inputs take the parallel path, strided ones the serial one;

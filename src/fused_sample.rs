@@ -331,14 +331,40 @@ impl CustomOp3 for ReparamSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::tests::bits;
     use candle_core::{Device, Var};
 
-    fn bits(t: &Tensor) -> Result<Vec<u32>> {
-        Ok(t.flatten_all()?
-            .to_vec1::<f32>()?
-            .iter()
-            .map(|v| v.to_bits())
-            .collect())
+    /// Noise `[eps_dims]`, `rho` from `rho_low` upwards, `mu` (both of
+    /// `rho_dims`) and per-output loss weights of both signs.
+    fn inputs(
+        eps_dims: &[usize],
+        rho_dims: &[usize],
+        rho_low: f32,
+        rho_step: f32,
+    ) -> Result<(Tensor, Var, Var, Tensor)> {
+        let dev = Device::Cpu;
+        let (count, n) = (
+            eps_dims.iter().product::<usize>(),
+            rho_dims.iter().product::<usize>(),
+        );
+        let eps: Vec<f32> = (0..count)
+            .map(|i| (((i * 7919) % 211) as f32 - 105.0) * 0.0173)
+            .collect();
+        let rho: Vec<f32> = (0..n)
+            .map(|i| ((i * 31) % 97) as f32 * rho_step + rho_low)
+            .collect();
+        let mu: Vec<f32> = (0..n)
+            .map(|i| ((i * 13) % 23) as f32 * 0.09 - 1.0)
+            .collect();
+        let weights = Tensor::arange(0f32, count as f32, &dev)?
+            .affine(1.3, -(count as f64) / 2.0)?
+            .reshape(eps_dims)?;
+        Ok((
+            Tensor::from_vec(eps, eps_dims, &dev)?,
+            Var::from_vec(rho, rho_dims, &dev)?,
+            Var::from_vec(mu, rho_dims, &dev)?,
+            weights,
+        ))
     }
 
     /// The node and candle's softplus, broadcast multiply and broadcast add
@@ -348,31 +374,12 @@ mod tests {
     /// both signs.
     #[test]
     fn fused_sample_equals_composed_ops_bit_for_bit() -> Result<()> {
-        let dev = Device::Cpu;
         for (eps_dims, rho_dims) in [
             (vec![1usize, 5, 3], vec![5usize, 3]),
             (vec![4, 1, 6], vec![6]),
             (vec![3, 96, 64], vec![96, 64]), // 18 432 outputs: the parallel path
         ] {
-            let (count, n) = (
-                eps_dims.iter().product::<usize>(),
-                rho_dims.iter().product::<usize>(),
-            );
-            let eps: Vec<f32> = (0..count)
-                .map(|i| (((i * 7919) % 211) as f32 - 105.0) * 0.0173)
-                .collect();
-            let eps = Tensor::from_vec(eps, eps_dims.as_slice(), &dev)?;
-            let rho: Vec<f32> = (0..n)
-                .map(|i| ((i * 31) % 97) as f32 * 0.21 - 12.0)
-                .collect();
-            let rho = Var::from_vec(rho, rho_dims.as_slice(), &dev)?;
-            let mu: Vec<f32> = (0..n)
-                .map(|i| ((i * 13) % 23) as f32 * 0.09 - 1.0)
-                .collect();
-            let mu = Var::from_vec(mu, rho_dims.as_slice(), &dev)?;
-            let weights = Tensor::arange(0f32, count as f32, &dev)?
-                .affine(1.3, -(count as f64) / 2.0)?
-                .reshape(eps_dims.as_slice())?;
+            let (eps, rho, mu, weights) = inputs(&eps_dims, &rho_dims, -12.0, 0.21)?;
             for with_mu in [true, false] {
                 let mu_arg = with_mu.then_some(mu.as_tensor());
                 assert!(supports(&eps, rho.as_tensor(), mu_arg));
@@ -406,32 +413,13 @@ mod tests {
     /// node and the separate `kl_rest` kernel, on both paths.
     #[test]
     fn sample_with_kl_equals_sample_and_kl_bit_for_bit() -> Result<()> {
-        let dev = Device::Cpu;
         let inv_2var = 0.37;
         for (eps_dims, rho_dims) in [
             (vec![1usize, 5, 3], vec![5usize, 3]),
             (vec![1, 160, 128], vec![160, 128]), // 20 480 parameters: parallel
         ] {
-            let (count, n) = (
-                eps_dims.iter().product::<usize>(),
-                rho_dims.iter().product::<usize>(),
-            );
-            let eps: Vec<f32> = (0..count)
-                .map(|i| (((i * 7919) % 211) as f32 - 105.0) * 0.0173)
-                .collect();
-            let eps = Tensor::from_vec(eps, eps_dims.as_slice(), &dev)?;
             // Down to -25: the linear branch of ln softplus too.
-            let rho: Vec<f32> = (0..n)
-                .map(|i| ((i * 31) % 97) as f32 * 0.27 - 25.0)
-                .collect();
-            let rho = Var::from_vec(rho, rho_dims.as_slice(), &dev)?;
-            let mu: Vec<f32> = (0..n)
-                .map(|i| ((i * 13) % 23) as f32 * 0.09 - 1.0)
-                .collect();
-            let mu = Var::from_vec(mu, rho_dims.as_slice(), &dev)?;
-            let weights = Tensor::arange(0f32, count as f32, &dev)?
-                .affine(1.3, -(count as f64) / 2.0)?
-                .reshape(eps_dims.as_slice())?;
+            let (eps, rho, mu, weights) = inputs(&eps_dims, &rho_dims, -25.0, 0.27)?;
             for with_mu in [true, false] {
                 let mu_arg = with_mu.then_some(mu.as_tensor());
                 let (sample, kl) = reparam_sample_with_kl(&eps, rho.as_tensor(), mu_arg, inv_2var)?

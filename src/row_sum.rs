@@ -94,6 +94,7 @@ impl CustomOp1 for RowSum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::tests::bits;
     use candle_core::Device;
 
     /// The same bits as candle's `sum_keepdim` over the middle dimension (a
@@ -106,13 +107,6 @@ mod tests {
             .map(|i| ((i * 7919) % 1009) as f32 * 1.37e-3 * if i % 3 == 0 { -1e4 } else { 1.0 })
             .collect();
         let x = Tensor::from_vec(values, (g, r, n), &Device::Cpu)?;
-        let bits = |t: &Tensor| -> Result<Vec<u32>> {
-            Ok(t.flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .map(|v| v.to_bits())
-                .collect())
-        };
         let per_group = sum_rows(&x, g, &Shape::from((g, 1, n)))?;
         assert_eq!(per_group.dims(), [g, 1, n]);
         assert_eq!(bits(&per_group)?, bits(&x.sum_keepdim(1)?)?);
