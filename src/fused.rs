@@ -187,8 +187,24 @@ where
     F: Copy + Send + Sync,
     I: Iterator<Item = F>,
 {
-    let len = rows * n;
-    let mut out = Vec::with_capacity(len);
+    let mut out = Vec::new();
+    append_rows(&mut out, rows, n, row);
+    out
+}
+
+/// [`collect_rows`], appended to `out` (which keeps its capacity when it
+/// already has room, so a caller that reserves for more pays no copy).
+pub(crate) fn append_rows<F, I>(
+    out: &mut Vec<F>,
+    rows: usize,
+    n: usize,
+    row: impl Fn(usize) -> I + Sync,
+) where
+    F: Copy + Send + Sync,
+    I: Iterator<Item = F>,
+{
+    let (start, len) = (out.len(), rows * n);
+    out.reserve(len);
     let fill = |(r, slots): (usize, &mut [MaybeUninit<F>])| {
         let mut written = 0;
         for (slot, value) in slots.iter_mut().zip(row(r)) {
@@ -207,10 +223,10 @@ where
     } else if n > 0 {
         slots.chunks_mut(n).enumerate().for_each(fill);
     }
-    // SAFETY: `len` is within the capacity reserved above, and `fill` wrote
-    // every slot of every row (a short row panics before this line).
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: `start + len` is within the capacity reserved above, and
+    // `fill` wrote every slot of every row (a short row panics before this
+    // line).
+    unsafe { out.set_len(start + len) };
 }
 
 /// `f` on every value in layout order: in parallel chunks of at least
@@ -349,6 +365,18 @@ pub(crate) mod tests {
                 .collect();
             assert_eq!(got, want);
         }
+    }
+
+    /// Appending keeps the values already there and, with room reserved,
+    /// the buffer itself (no copy).
+    #[test]
+    fn append_rows_writes_after_existing_values_in_place() {
+        let mut out = Vec::with_capacity(10);
+        out.extend_from_slice(&[7.0f32, 8.0]);
+        let buffer = out.as_ptr();
+        append_rows(&mut out, 2, 3, |r| (0..3).map(move |j| (r * 10 + j) as f32));
+        assert_eq!(out, [7.0, 8.0, 0.0, 1.0, 2.0, 10.0, 11.0, 12.0]);
+        assert_eq!(out.as_ptr(), buffer);
     }
 
     /// A row shorter than `n` is a caller's bug, caught before the vector

@@ -24,7 +24,7 @@ use candle_core::{
 use num_traits::Float;
 use rayon::prelude::*;
 
-use crate::fused::{self, collect_rows, contiguous_values, Fused, PARALLEL_ABOVE};
+use crate::fused::{self, append_rows, contiguous_values, Fused, PARALLEL_ABOVE};
 use crate::ops::softplus;
 use crate::row_sum::sum_rows;
 use crate::Result;
@@ -111,7 +111,9 @@ fn sample<F: Float + Send + Sync>(
     let n = rho.len();
     let sigma = Fused::Softplus.map(rho, &Layout::contiguous(n));
     let sigma_ref = &sigma;
-    let mut out = collect_rows(eps.len() / n, n, |s| {
+    // Room for the packed KL part too, so appending it copies no samples.
+    let mut out = Vec::with_capacity(eps.len() + if kl.is_some() { 2 * n } else { 0 });
+    append_rows(&mut out, eps.len() / n, n, |s| {
         let noise = &eps[s * n..][..n];
         noise
             .iter()
@@ -125,7 +127,6 @@ fn sample<F: Float + Send + Sync>(
     if let Some(c) = kl {
         let c = F::from(c).unwrap_or_else(F::nan);
         let kl_rest = per_parameter(n, |j| fused::kl_rest(rho[j], sigma[j], c));
-        out.reserve_exact(2 * n);
         out.extend_from_slice(&kl_rest);
         out.extend_from_slice(&sigma);
     }
