@@ -100,6 +100,7 @@ pub mod error;
 pub mod figures;
 mod fused;
 mod fused_sample;
+pub mod grid_search;
 pub mod layers;
 pub mod likelihood;
 pub mod mc_dropout;

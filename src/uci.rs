@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
+use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
 use crate::mc_dropout::McDropoutConfig;
 use crate::metrics::{
@@ -61,6 +62,10 @@ const DEFAULT_DROPOUT: f64 = 0.05;
 const MC_DROPOUT_INIT: Prior = Prior::Glorot;
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
+/// Most extra fits per split when the MC-dropout grid is extended past its
+/// edges: as many as the published 4 × 3 grid, so extending at most
+/// doubles a split's cost.
+pub const MAX_GRID_EXTENSION_FITS: usize = 12;
 /// Default fraction of each split's training rows held out to fit a
 /// recalibration.
 pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
@@ -186,6 +191,12 @@ pub struct UciConfig {
     pub epochs: Option<usize>,
     /// Select hyperparameters per split on a validation set.
     pub grid: bool,
+    /// With `grid`, for MC dropout: when a split's best grid point lies on
+    /// an edge of the grid (the largest tau, the smallest rate, ...), keep
+    /// stepping past that edge on the grid's spacing while the validation
+    /// log-likelihood improves ([`crate::grid_search`]; at most
+    /// [`MAX_GRID_EXTENSION_FITS`] extra fits per split).
+    pub extend_grid: bool,
     /// Posterior samples per prediction (ensembles use one per member)
     /// [default: the method's [`Protocol`]].
     pub samples: Option<usize>,
@@ -217,6 +228,7 @@ impl UciConfig {
             splits: None,
             epochs: None,
             grid: false,
+            extend_grid: false,
             samples: None,
             batch_size: None,
             lr: None,
@@ -285,6 +297,9 @@ pub struct UciReport {
     pub samples: usize,
     /// Whether hyperparameters were grid-searched.
     pub grid: bool,
+    /// Whether the grid was extended past its edges.
+    #[serde(default)]
+    pub extend_grid: bool,
     /// Mean test RMSE over splits.
     pub rmse_mean: f64,
     /// Its standard error (ddof = 0).
@@ -457,7 +472,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             None => (all_train, None),
         };
         let hyper = if candidates.len() > 1 {
-            fitter.select(&train, &candidates, seed)?
+            fitter.select(&train, &candidates, config.extend_grid, seed)?
         } else {
             candidates[0]
         };
@@ -509,6 +524,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             _ => samples,
         },
         grid: config.grid,
+        extend_grid: config.extend_grid,
         rmse_mean,
         rmse_se,
         ll_mean,
@@ -602,6 +618,13 @@ fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
             "a rate for mc-dropout without --grid (the grid chooses its own)",
         ));
     }
+    if config.extend_grid && !(config.grid && config.method == UciMethod::McDropout) {
+        return Err(Error::invalid(
+            "extend_grid",
+            format!("{} without a numeric grid", config.method),
+            "mc-dropout with --grid (the only grid with numeric axes to extend)",
+        ));
+    }
     if !config.grid {
         return Ok(vec![match config.method {
             UciMethod::Bbb => Hyper::Bbb {
@@ -668,18 +691,71 @@ struct Fitter<'a> {
 
 impl Fitter<'_> {
     /// The candidate with the best validation log-likelihood: trained on the
-    /// first 80% of the training indices, scored on the last 20%.
-    fn select(&self, train: &Dataset, candidates: &[Hyper], seed: u64) -> Result<Hyper> {
+    /// first 80% of the training indices, scored on the last 20%. With
+    /// `extend`, an MC-dropout optimum on the grid's edge is followed past
+    /// it ([`extend_past_edges`]).
+    fn select(
+        &self,
+        train: &Dataset,
+        candidates: &[Hyper],
+        extend: bool,
+        seed: u64,
+    ) -> Result<Hyper> {
         let (fit_part, val) = tail_split(train, VALIDATION_FRACTION)?;
+        let validation_ll = |hyper: Hyper| -> Result<f64> {
+            let dist = self.fit_predict(&fit_part, &val.x, hyper, seed)?;
+            mean_log_likelihood(&dist, &val.y)
+        };
         let mut best = (f64::NEG_INFINITY, candidates[0]);
         for &hyper in candidates {
-            let dist = self.fit_predict(&fit_part, &val.x, hyper, seed)?;
-            let ll = mean_log_likelihood(&dist, &val.y)?;
+            let ll = validation_ll(hyper)?;
             if ll > best.0 {
                 best = (ll, hyper);
             }
         }
-        Ok(best.1)
+        let (true, Hyper::McDropout { p, tau: Some(tau) }) = (extend, best.1) else {
+            return Ok(best.1);
+        };
+        let axis_of = |value: fn(&Hyper) -> Option<f64>, upper: f64| {
+            Axis::new(
+                &candidates.iter().filter_map(value).collect::<Vec<_>>(),
+                0.0,
+                upper,
+            )
+        };
+        let mut axes = [
+            axis_of(
+                |h| match h {
+                    Hyper::McDropout { p, .. } => Some(*p),
+                    _ => None,
+                },
+                1.0,
+            ),
+            axis_of(
+                |h| match h {
+                    Hyper::McDropout { tau, .. } => *tau,
+                    _ => None,
+                },
+                f64::INFINITY,
+            ),
+        ];
+        let (point, _) = extend_past_edges(
+            &mut axes,
+            vec![p, tau],
+            best.0,
+            MAX_GRID_EXTENSION_FITS,
+            |point| {
+                self.bar.inc_length(self.epochs as u64);
+                validation_ll(Hyper::McDropout {
+                    p: point[0],
+                    tau: Some(point[1]),
+                })
+            },
+        )?;
+        Ok(Hyper::McDropout {
+            p: point[0],
+            tau: Some(point[1]),
+        })
     }
 
     /// Standardizes on `train`, fits `hyper`'s model, and returns the

@@ -432,3 +432,73 @@ fn dropout_rate_is_used_without_a_grid_and_refused_elsewhere() -> Result<()> {
     );
     Ok(())
 }
+
+/// Whether `value` is `edge · ratio^k` for an integer `k ≥ 1` (to f64
+/// rounding of repeated products).
+fn steps_past(value: f64, edge: f64, ratio: f64) -> bool {
+    let k = (value / edge).ln() / ratio.ln();
+    k > 0.5 && (k - k.round()).abs() < 1e-9
+}
+
+/// A τ grid far below the toy data's precision (noise std 0.1, so τ ≈ 100
+/// before model error) is followed past its largest value, on its own
+/// spacing, and the test log-likelihood rises with it; without a numeric
+/// grid the extension is refused.
+#[test]
+fn the_extended_grid_follows_an_edge_optimum_past_the_grid() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    std::fs::write(dir.join("tau_values.txt"), "0.01\n0.02\n").expect("write taus");
+    let grid = |extend_grid| UciConfig {
+        extend_grid,
+        lr: Some(1e-2),
+        ..config(UciMethod::McDropout, Some(100), true)
+    };
+    let plain = run(&dir, &grid(false))?;
+    let bar = ProgressBar::hidden();
+    let extended = uci::run(&load_split_dir(&dir)?, &grid(true), &bar)?;
+    assert!(extended.extend_grid && !plain.extend_grid);
+    // Every extra fit lengthened the bar before it ran.
+    assert_eq!(Some(bar.position()), bar.length());
+    assert!(bar.position() > 2 * 5 * 100, "no extra fit ran");
+    for (p, e) in plain.per_split.iter().zip(&extended.per_split) {
+        // The noise 1/√0.02 = 7 is 70× the data's: the plain grid takes its
+        // largest τ, and the extension steps past it by 0.02/0.01 = 2.
+        let (
+            Hyper::McDropout {
+                tau: Some(t_plain), ..
+            },
+            Hyper::McDropout {
+                p: rate,
+                tau: Some(t),
+            },
+        ) = (p.hyper, e.hyper)
+        else {
+            panic!("split {}: {:?} / {:?}", p.split, p.hyper, e.hyper);
+        };
+        assert_eq!(t_plain, 0.02, "split {}", p.split);
+        assert!(steps_past(t, 0.02, 2.0), "split {}: tau = {t}", p.split);
+        assert!(
+            RATES.contains(&rate) || steps_past(rate, RATES[0], RATES[0] / RATES[1]),
+            "split {}: p = {rate}",
+            p.split
+        );
+        // ln p rises by about ½ ln(τ'/τ) - τ'·mse/2 per point: with τ' ≥ 4τ
+        // and the model's RMSE well under the grid's noise, at least ½ ln 4.
+        assert!(e.ll > p.ll + 0.5, "split {}: {} vs {}", p.split, e.ll, p.ll);
+    }
+
+    for c in [
+        UciConfig {
+            extend_grid: true,
+            ..config(UciMethod::McDropout, Some(1), false)
+        },
+        UciConfig {
+            extend_grid: true,
+            ..config(UciMethod::Bbb, Some(1), true)
+        },
+    ] {
+        assert_eq!(invalid_name(run(&dir, &c)), "extend_grid", "{c:?}");
+    }
+    Ok(())
+}
