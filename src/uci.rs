@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{self, RecalibrationMethod};
@@ -217,6 +218,13 @@ pub struct UciConfig {
     pub calibration_fraction: Option<f64>,
     /// MC dropout's rate without a grid [default: 0.05].
     pub dropout: Option<f64>,
+    /// Splits run at once, each on a thread of a pool of this size that
+    /// its own tensor operations share [default: 1]. Every split has its own
+    /// seed and model, and no kernel's result depends on the thread that
+    /// computes it, so the scores are the same bits for any value; only
+    /// the wall time and the memory (one split's models and predictions per
+    /// job) change.
+    pub jobs: usize,
 }
 
 impl UciConfig {
@@ -236,6 +244,7 @@ impl UciConfig {
             recalibrate: None,
             calibration_fraction: None,
             dropout: None,
+            jobs: 1,
         }
     }
 }
@@ -336,6 +345,9 @@ pub struct UciReport {
     pub raw_ll_mean: Option<f64>,
     /// Total wall time in seconds.
     pub seconds: f64,
+    /// Splits run at once.
+    #[serde(default = "one_job")]
+    pub jobs: usize,
     /// Per-split scores.
     pub per_split: Vec<SplitScore>,
 }
@@ -410,6 +422,9 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         Some(k) => k,
         None => dir.n_splits(),
     };
+    if config.jobs == 0 {
+        return Err(Error::invalid("jobs", 0, "at least 1 split at a time"));
+    }
     if config.samples == Some(0) {
         return Err(Error::invalid("samples", 0, "at least 1"));
     }
@@ -453,8 +468,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         bar,
     };
 
-    let mut per_split = Vec::with_capacity(k);
-    for split in 0..k {
+    let run_split = |split: usize| -> Result<SplitScore> {
         let split_start = Instant::now();
         bar.set_message(format!(
             "{} {} split {}/{k}",
@@ -497,7 +511,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             }
             _ => (raw, None),
         };
-        per_split.push(SplitScore {
+        Ok(SplitScore {
             split,
             rmse: rmse(&dist.mean(), &test.y)?,
             ll: scores.ll,
@@ -507,8 +521,22 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             raw,
             hyper,
             seconds: split_start.elapsed().as_secs_f64(),
-        });
-    }
+        })
+    };
+    let per_split: Vec<SplitScore> = match config.jobs.min(k) {
+        1 => (0..k).map(run_split).collect::<Result<_>>()?,
+        jobs => rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .map_err(|e| {
+                Error::invalid(
+                    "jobs",
+                    jobs,
+                    format!("a thread count the system grants ({e})"),
+                )
+            })?
+            .install(|| (0..k).into_par_iter().map(run_split).collect::<Result<_>>())?,
+    };
     let column =
         |f: fn(&SplitScore) -> f64| mean_and_se(&per_split.iter().map(f).collect::<Vec<_>>());
     let ((rmse_mean, rmse_se), (ll_mean, ll_se)) = (column(|s| s.rmse), column(|s| s.ll));
@@ -539,8 +567,14 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),
         raw_ll_mean: raw_mean(&per_split, |r| r.ll),
         seconds: start.elapsed().as_secs_f64(),
+        jobs: config.jobs,
         per_split,
     })
+}
+
+/// The `jobs` of a report written before the field existed.
+fn one_job() -> usize {
+    1
 }
 
 /// The mean of a raw score over splits, when every split has one.

@@ -502,3 +502,40 @@ fn the_extended_grid_follows_an_edge_optimum_past_the_grid() -> Result<()> {
     }
     Ok(())
 }
+
+/// Splits run at once give the same bits as one at a time, for every
+/// method (each split has its own seed and model, and no kernel depends on
+/// its thread); zero jobs is refused.
+#[test]
+fn splits_run_in_parallel_score_the_same_bits() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let scores = |r: &UciReport| {
+        r.per_split
+            .iter()
+            .map(|s| [s.rmse, s.ll, s.picp90, s.picp95, s.cal_error].map(f64::to_bits))
+            .collect::<Vec<_>>()
+    };
+    for method in METHODS {
+        let with = |jobs| UciConfig {
+            jobs,
+            ..config(method, Some(4), method == UciMethod::McDropout)
+        };
+        let (one, two) = (run(&dir, &with(1))?, run(&dir, &with(2))?);
+        assert_eq!((one.jobs, two.jobs), (1, 2));
+        assert_eq!(scores(&one), scores(&two), "{method}");
+        let hypers = |r: &UciReport| r.per_split.iter().map(|s| s.hyper).collect::<Vec<_>>();
+        assert_eq!(hypers(&one), hypers(&two), "{method}");
+    }
+    assert_eq!(
+        invalid_name(run(
+            &dir,
+            &UciConfig {
+                jobs: 0,
+                ..config(UciMethod::Bbb, Some(1), false)
+            }
+        )),
+        "jobs"
+    );
+    Ok(())
+}
