@@ -22,6 +22,8 @@
 //! evaluation at all, so a well-chosen grid gives the plain grid search's
 //! answer.
 
+use std::cmp::Ordering;
+
 use crate::Result;
 
 /// One axis of a grid: the values tried so far (ascending, distinct) and
@@ -112,7 +114,8 @@ pub fn extend_past_edges(
                 }
                 let s = score(&point)?;
                 tried.push(point.clone());
-                if s <= best_score {
+                // A NaN score (a diverged fit) never improves.
+                if s.partial_cmp(&best_score) != Some(Ordering::Greater) {
                     break;
                 }
                 axes[axis].insert(next);
@@ -227,6 +230,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, vec![0.5]);
+    }
+
+    #[test]
+    fn a_nan_score_never_improves() {
+        let mut axes = published_grid();
+        let mut calls = 0;
+        let (got, s) = extend_past_edges(&mut axes, vec![0.005, 0.75], -1.0, 10, |_| {
+            calls += 1;
+            Ok(f64::NAN)
+        })
+        .unwrap();
+        assert_eq!((got, s, calls), (vec![0.005, 0.75], -1.0, 2));
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl Protocol {
     /// batches of 32 at learning rate 1e-2, 100 predictive samples. Deep
     /// ensembles use it too: the published 40 epochs (at lr 0.1, batches of
     /// 100) left them undertrained (yacht, 5 splits: RMSE 2.47 at 40 epochs,
-    /// 0.75 at 400).
+    /// 0.75 at 400), and [`Protocol::LONG`] trains their heteroscedastic
+    /// members worse (20 splits, RMSE: yacht 0.74 -> 2.61, energy 0.66 ->
+    /// 2.07; docs/benchmarks.md).
     pub const SHORT: Protocol = Protocol {
         epochs_per_base: 10,
         batch_size: 32,
