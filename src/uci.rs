@@ -130,6 +130,16 @@ pub enum Hyper {
     Ensemble,
 }
 
+impl Hyper {
+    /// `[p, tau]` of an MC-dropout grid point (a fixed precision).
+    fn dropout_grid_point(&self) -> Option<[f64; 2]> {
+        match *self {
+            Hyper::McDropout { p, tau: Some(tau) } => Some([p, tau]),
+            _ => None,
+        }
+    }
+}
+
 /// How each fit of a run trains and predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
@@ -749,35 +759,21 @@ impl Fitter<'_> {
                 best = (ll, hyper);
             }
         }
-        let (true, Hyper::McDropout { p, tau: Some(tau) }) = (extend, best.1) else {
+        let (true, Some(grid_best)) = (extend, best.1.dropout_grid_point()) else {
             return Ok(best.1);
         };
-        let axis_of = |value: fn(&Hyper) -> Option<f64>, upper: f64| {
-            Axis::new(
-                &candidates.iter().filter_map(value).collect::<Vec<_>>(),
-                0.0,
-                upper,
-            )
+        // The grid's axes: rates in (0, 1), precisions in (0, ∞).
+        let points: Vec<[f64; 2]> = candidates
+            .iter()
+            .filter_map(Hyper::dropout_grid_point)
+            .collect();
+        let axis = |i: usize, upper: f64| {
+            Axis::new(&points.iter().map(|q| q[i]).collect::<Vec<_>>(), 0.0, upper)
         };
-        let mut axes = [
-            axis_of(
-                |h| match h {
-                    Hyper::McDropout { p, .. } => Some(*p),
-                    _ => None,
-                },
-                1.0,
-            ),
-            axis_of(
-                |h| match h {
-                    Hyper::McDropout { tau, .. } => *tau,
-                    _ => None,
-                },
-                f64::INFINITY,
-            ),
-        ];
+        let mut axes = [axis(0, 1.0), axis(1, f64::INFINITY)];
         let (point, _) = extend_past_edges(
             &mut axes,
-            vec![p, tau],
+            grid_best.to_vec(),
             best.0,
             MAX_GRID_EXTENSION_FITS,
             |point| {
