@@ -16,7 +16,10 @@
 //! With `grid`, each split picks its hyperparameters by the log-likelihood on
 //! a validation set (the last 20% of its training indices, trained on the
 //! first 80%), then retrains on all its training rows: dropout rate × tau
-//! from the dataset's grid files for MC dropout, a few priors for BBB.
+//! from the dataset's grid files for MC dropout, a few priors for BBB. With
+//! `extend_grid`, an MC-dropout optimum on the grid's edge is followed past
+//! it on the grid's spacing ([`crate::grid_search`]). With `jobs > 1`,
+//! splits run at once, with the same results.
 //!
 //! Each method trains on the schedule of its reference protocol
 //! ([`Protocol`]): the 2016 paper's 400 epochs for MC dropout without a grid
