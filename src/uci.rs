@@ -238,7 +238,10 @@ pub struct UciConfig {
     /// seed and model, and no kernel's result depends on the thread that
     /// computes it, so the scores are the same bits for any value; only
     /// the wall time and the memory (one split's models and predictions per
-    /// job) change.
+    /// job) change. Tune the process with
+    /// [`crate::tuning::tune_process_for`]`(jobs)` (the `bnn` binary does):
+    /// in the one allocator arena of [`crate::tuning::tune_process`], the
+    /// splits' allocations queue on its lock.
     pub jobs: usize,
 }
 

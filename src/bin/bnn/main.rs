@@ -76,9 +76,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // Before any thread or tensor exists (see its docs).
-    candle_bnn::tuning::tune_process();
     let cli = Cli::parse();
+    // Before any thread or tensor exists (see its docs).
+    let concurrent = match &cli.command {
+        Some(Command::Uci(args)) => args.jobs(),
+        _ => 1,
+    };
+    candle_bnn::tuning::tune_process_for(concurrent);
     let result = match cli.command {
         None => demo::run(&demo::DemoArgs::default()),
         Some(Command::Demo(args)) => demo::run(&args),

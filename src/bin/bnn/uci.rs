@@ -71,6 +71,13 @@ pub struct UciArgs {
     json: bool,
 }
 
+impl UciArgs {
+    /// Splits run at once (`--jobs`).
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+}
+
 pub fn run(args: &UciArgs) -> Result<()> {
     let dir = load_split_dir(&args.dir)?;
     let config = UciConfig {
