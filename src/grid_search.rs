@@ -164,19 +164,19 @@ mod tests {
     }
 
     #[test]
-    fn an_interior_optimum_costs_no_evaluation() {
+    fn an_interior_optimum_costs_no_evaluation() -> Result<()> {
         let f = log_quadratic([0.02, 0.6]);
         let mut axes = published_grid();
         let (best, s) = grid_best(&axes, &f);
         let (got, got_s) = extend_past_edges(&mut axes, best.clone(), s, 10, |_| {
             panic!("no step when the optimum is inside the grid")
-        })
-        .unwrap();
+        })?;
         assert_eq!((got, got_s), (best, s));
+        Ok(())
     }
 
     #[test]
-    fn walks_to_an_optimum_outside_the_grid_on_the_grid_spacing() {
+    fn walks_to_an_optimum_outside_the_grid_on_the_grid_spacing() -> Result<()> {
         // Optimum at p = 0.002, tau = 3: below the smallest rate and above
         // the largest precision, as on the nearly noiseless UCI targets.
         let f = log_quadratic([0.002, 3.0]);
@@ -187,8 +187,7 @@ mod tests {
         let (got, got_s) = extend_past_edges(&mut axes, best, s, 20, |x| {
             calls += 1;
             Ok(f(x))
-        })
-        .unwrap();
+        })?;
         // tau steps by 0.75/0.5 = 1.5: of 0.75 · 1.5^k the closest to 3 in
         // log is k = 3 (2.53: |ln 2.53/3| = 0.17 against 0.24 for k = 4);
         // p halves: of 0.005 / 2^k the closest to 0.002 is k = 1 (0.0025:
@@ -200,10 +199,11 @@ mod tests {
         // p: 0.0025 up, 0.00125 down; tau: three up, one down; then p once
         // more at the new tau; tau's failed step is not scored again.
         assert_eq!(calls, 7);
+        Ok(())
     }
 
     #[test]
-    fn stops_at_the_budget_and_at_the_bounds() {
+    fn stops_at_the_budget_and_at_the_bounds() -> Result<()> {
         let f = log_quadratic([0.9, 1e6]);
         let mut axes = published_grid();
         let (best, s) = grid_best(&axes, &f);
@@ -211,45 +211,49 @@ mod tests {
         let (got, _) = extend_past_edges(&mut axes, best, s, 5, |x| {
             calls += 1;
             Ok(f(x))
-        })
-        .unwrap();
+        })?;
         assert_eq!(calls, 5);
         // p doubles 0.1 -> 0.2 -> 0.4 -> 0.8; 1.6 would leave (0, 1).
         assert!(got[0] < 1.0);
         let mut axes = vec![Axis::new(&[0.1, 0.4], 0.0, 1.0)];
         let g = |x: &[f64]| x[0];
-        let (got, _) = extend_past_edges(&mut axes, vec![0.4], 0.4, 100, |x| Ok(g(x))).unwrap();
+        let (got, _) = extend_past_edges(&mut axes, vec![0.4], 0.4, 100, |x| Ok(g(x)))?;
         assert_eq!(got, vec![0.4], "0.4 · 4 = 1.6 is outside (0, 1)");
+        Ok(())
     }
 
     #[test]
-    fn a_single_value_axis_never_moves() {
+    fn a_single_value_axis_never_moves() -> Result<()> {
         let mut axes = vec![Axis::new(&[0.5], 0.0, 1.0)];
         let (got, _) = extend_past_edges(&mut axes, vec![0.5], 0.0, 10, |_| {
             panic!("no ratio to step by with one value")
-        })
-        .unwrap();
+        })?;
         assert_eq!(got, vec![0.5]);
+        Ok(())
     }
 
     #[test]
-    fn a_nan_score_never_improves() {
+    fn a_nan_score_never_improves() -> Result<()> {
         let mut axes = published_grid();
         let mut calls = 0;
         let (got, s) = extend_past_edges(&mut axes, vec![0.005, 0.75], -1.0, 10, |_| {
             calls += 1;
             Ok(f64::NAN)
-        })
-        .unwrap();
+        })?;
         assert_eq!((got, s, calls), (vec![0.005, 0.75], -1.0, 2));
+        Ok(())
     }
 
     #[test]
-    fn errors_from_the_score_propagate() {
+    fn errors_from_the_score_propagate() -> Result<()> {
         let mut axes = published_grid();
         let err = extend_past_edges(&mut axes, vec![0.005, 0.75], 0.0, 10, |_| {
             Err(crate::Error::invalid("fit", "x", "y"))
         });
-        assert!(err.is_err());
+        assert!(
+            matches!(&err, Err(crate::Error::InvalidParameter { name, .. }) if name == "fit"),
+            "{err:?}"
+        );
+        Ok(())
     }
 }
