@@ -48,7 +48,7 @@ pub fn tune_process() {
 /// runs J splits): they get an allocator arena each, plus the main
 /// thread's. In one arena their allocations queue on its lock: 20 Boston
 /// splits of MC dropout (`bnn uci --method mc-dropout`, 2 cores) took 8.1 s
-/// with one job, 12.9 s with two jobs in one arena, and 4.2 s with an arena
+/// with one job, 12.9 s with two jobs in one arena, and 4.5 s with an arena
 /// each. `concurrent <= 1` is [`tune_process`].
 pub fn tune_process_for(concurrent: usize) {
     keep_freed_memory(if concurrent > 1 { concurrent + 1 } else { 1 });
