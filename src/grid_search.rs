@@ -163,6 +163,24 @@ mod tests {
         ]
     }
 
+    /// The plain grid search's best point for a score peaked at `peak`,
+    /// extended with a budget of `budget`: the point, its score, the
+    /// number of scores taken, and the axes afterwards.
+    fn extend_from_grid(
+        peak: [f64; 2],
+        budget: usize,
+    ) -> Result<(Vec<f64>, f64, usize, Vec<Axis>)> {
+        let f = log_quadratic(peak);
+        let mut axes = published_grid();
+        let (best, s) = grid_best(&axes, &f);
+        let mut calls = 0;
+        let (got, got_s) = extend_past_edges(&mut axes, best, s, budget, |x| {
+            calls += 1;
+            Ok(f(x))
+        })?;
+        Ok((got, got_s, calls, axes))
+    }
+
     #[test]
     fn an_interior_optimum_costs_no_evaluation() -> Result<()> {
         let f = log_quadratic([0.02, 0.6]);
@@ -180,14 +198,8 @@ mod tests {
         // Optimum at p = 0.002, tau = 3: below the smallest rate and above
         // the largest precision, as on the nearly noiseless UCI targets.
         let f = log_quadratic([0.002, 3.0]);
-        let mut axes = published_grid();
-        let (best, s) = grid_best(&axes, &f);
-        assert_eq!(best, vec![0.005, 0.75]);
-        let mut calls = 0;
-        let (got, got_s) = extend_past_edges(&mut axes, best, s, 20, |x| {
-            calls += 1;
-            Ok(f(x))
-        })?;
+        assert_eq!(grid_best(&published_grid(), &f).0, vec![0.005, 0.75]);
+        let (got, got_s, calls, axes) = extend_from_grid([0.002, 3.0], 20)?;
         // tau steps by 0.75/0.5 = 1.5: of 0.75 · 1.5^k the closest to 3 in
         // log is k = 3 (2.53: |ln 2.53/3| = 0.17 against 0.24 for k = 4);
         // p halves: of 0.005 / 2^k the closest to 0.002 is k = 1 (0.0025:
@@ -204,14 +216,7 @@ mod tests {
 
     #[test]
     fn stops_at_the_budget_and_at_the_bounds() -> Result<()> {
-        let f = log_quadratic([0.9, 1e6]);
-        let mut axes = published_grid();
-        let (best, s) = grid_best(&axes, &f);
-        let mut calls = 0;
-        let (got, _) = extend_past_edges(&mut axes, best, s, 5, |x| {
-            calls += 1;
-            Ok(f(x))
-        })?;
+        let (got, _, calls, _) = extend_from_grid([0.9, 1e6], 5)?;
         assert_eq!(calls, 5);
         // p doubles 0.1 -> 0.2 -> 0.4 -> 0.8; 1.6 would leave (0, 1).
         assert!(got[0] < 1.0);
