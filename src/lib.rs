@@ -94,6 +94,7 @@ pub mod calibrate;
 pub mod checkpoint;
 pub mod classifier;
 pub mod data;
+pub mod early_stopping;
 pub mod elbo;
 pub mod ensemble;
 pub mod error;

@@ -11,6 +11,7 @@
 //! is one fused sum read once per step; the loss terms of the epoch summary
 //! are summed on the device and read once per epoch.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::{DType, Tensor, Var};
@@ -155,20 +156,22 @@ pub fn fit_with_progress<M: StochasticModel + ?Sized>(
     config: &TrainConfig,
     bar: &ProgressBar,
 ) -> Result<TrainReport> {
-    fit_observed(model, xs, ys, config, bar, |_| Ok(()))
+    fit_observed(model, xs, ys, config, bar, |_| Ok(ControlFlow::Continue(())))
 }
 
 /// [`fit_with_progress`], calling `observe` after every epoch with that
 /// epoch's summary, while the model holds the epoch's final parameters
 /// (studies that follow a quantity over training: a weight mean, the exact
-/// KL, a test score). An error from `observe` stops training and is returned.
+/// KL, a test score). `ControlFlow::Break` from `observe` ends training
+/// after that epoch (early stopping: the report then holds the epochs run);
+/// an error from `observe` stops training and is returned.
 pub fn fit_observed<M: StochasticModel + ?Sized>(
     model: &M,
     xs: &Tensor,
     ys: &Tensor,
     config: &TrainConfig,
     bar: &ProgressBar,
-    observe: impl FnMut(&EpochSummary) -> Result<()> + Send,
+    observe: impl FnMut(&EpochSummary) -> Result<ControlFlow<()>> + Send,
 ) -> Result<TrainReport> {
     on_compute_pool(|| fit_here(model, xs, ys, config, bar, observe))
 }
@@ -180,7 +183,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
     ys: &Tensor,
     config: &TrainConfig,
     bar: &ProgressBar,
-    mut observe: impl FnMut(&EpochSummary) -> Result<()>,
+    mut observe: impl FnMut(&EpochSummary) -> Result<ControlFlow<()>>,
 ) -> Result<TrainReport> {
     config.validate()?;
     let n = xs.dim(0)?;
@@ -258,7 +261,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
             kl_rest: m(4),
         };
         let summary = EpochSummary { epoch, beta, terms };
-        observe(&summary)?;
+        let flow = observe(&summary)?;
         report.epochs.push(summary);
         report
             .epoch_seconds
@@ -272,11 +275,14 @@ fn fit_here<M: StochasticModel + ?Sized>(
         bar.inc(1);
         // At the end only: early on the KL is inflated by the small initial
         // posterior variance, and says nothing yet about the fit.
-        if epoch + 1 == config.epochs {
+        if epoch + 1 == config.epochs || flow.is_break() {
             if let Some(w) = kl_dominance_warning(&terms, n) {
                 bar.suspend(|| eprintln!("warning: {w}"));
                 report.warnings.push(w);
             }
+        }
+        if flow.is_break() {
+            break;
         }
     }
     report.seconds = start.elapsed().as_secs_f64();

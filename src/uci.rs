@@ -16,7 +16,9 @@
 //! With `grid`, each split picks its hyperparameters by the log-likelihood on
 //! a validation set (the last 20% of its training indices, trained on the
 //! first 80%), then retrains on all its training rows: dropout rate × tau
-//! from the dataset's grid files for MC dropout, a few priors for BBB. With
+//! from the dataset's grid files for MC dropout, a few priors for BBB, and
+//! for ensembles the training length, by early stopping at doubling
+//! checkpoints ([`crate::early_stopping`]). With
 //! `extend_grid`, an MC-dropout optimum on the grid's edge is followed past
 //! it on the grid's spacing ([`crate::grid_search`]). With `jobs > 1`,
 //! splits run at once, with the same results.
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
+use crate::early_stopping::EarlyStopping;
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
@@ -49,7 +52,7 @@ use crate::model::{BayesMlpConfig, StochasticModel};
 use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
-use crate::train::{fit_with_progress, TrainConfig};
+use crate::train::{fit_observed, fit_with_progress, TrainConfig};
 use crate::{Error, Result};
 
 /// Hidden units when the dataset has no `n_hidden.txt` (the published 50).
@@ -70,6 +73,17 @@ const VALIDATION_FRACTION: f64 = 0.2;
 /// edges: as many as the published 4 × 3 grid, so extending at most
 /// doubles a split's cost.
 pub const MAX_GRID_EXTENSION_FITS: usize = 12;
+/// With `--grid`, an ensemble's first early-stopping checkpoint is the run's
+/// epochs divided by this (400 -> 25)...
+pub const EARLY_STOPPING_SHORTEST: usize = 16;
+/// ... and its last the run's epochs times this (400 -> 3200): on 20 splits
+/// of 400 to 4000 epochs, Boston's test log-likelihood peaks near 100
+/// epochs and yacht's near 2000 (docs/benchmarks.md).
+pub const EARLY_STOPPING_LONGEST: usize = 8;
+/// Checkpoints in a row without a better validation log-likelihood before
+/// an ensemble's early stopping ends its training: two, so that one noisy
+/// reading (Boston validates on 91 rows) does not end it.
+const EARLY_STOPPING_PATIENCE: usize = 2;
 /// Default fraction of each split's training rows held out to fit a
 /// recalibration.
 pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
@@ -129,8 +143,13 @@ pub enum Hyper {
         /// Model precision.
         tau: Option<f64>,
     },
-    /// A deep ensemble.
-    Ensemble,
+    /// A deep ensemble, trained for `epochs` (chosen by early stopping
+    /// with `--grid`) or the run's epochs when `None`.
+    Ensemble {
+        /// Training length.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epochs: Option<usize>,
+    },
 }
 
 impl Hyper {
@@ -141,6 +160,31 @@ impl Hyper {
             _ => None,
         }
     }
+
+    /// The training length this hyperparameter sets, if it sets one.
+    fn epochs(&self) -> Option<usize> {
+        match *self {
+            Hyper::Ensemble { epochs } => epochs,
+            _ => None,
+        }
+    }
+}
+
+/// How a split's hyperparameters are chosen.
+#[derive(Debug, Clone, PartialEq)]
+enum Selection {
+    /// The defaults: no validation fit.
+    Fixed(Hyper),
+    /// The grid point with the best validation log-likelihood.
+    Grid(Vec<Hyper>),
+    /// An ensemble's training length, by early stopping on the validation
+    /// log-likelihood at doubling checkpoints ([`EarlyStopping`]).
+    Epochs {
+        /// The first checkpoint.
+        first: usize,
+        /// The last checkpoint.
+        last: usize,
+    },
 }
 
 /// How each fit of a run trains and predicts.
@@ -205,7 +249,10 @@ pub struct UciConfig {
     /// Epochs per fit [default: the method's [`Protocol`] × the dataset's
     /// base epochs].
     pub epochs: Option<usize>,
-    /// Select hyperparameters per split on a validation set.
+    /// Select hyperparameters per split on a validation set: MC dropout's
+    /// rate × tau, BBB's prior, an ensemble's training length (early
+    /// stopping between `epochs /` [`EARLY_STOPPING_SHORTEST`] and
+    /// `epochs ×` [`EARLY_STOPPING_LONGEST`]).
     pub grid: bool,
     /// With `grid`, for MC dropout: when a split's best grid point lies on
     /// an edge of the grid (the largest tau, the smallest rate, ...), keep
@@ -469,13 +516,16 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     let batch_size = config.batch_size.unwrap_or(protocol.batch_size);
     let lr = config.lr.unwrap_or(protocol.lr);
     let samples = config.samples.unwrap_or(protocol.samples);
-    let candidates = candidates(dir, config)?;
-    let fits_per_split = if candidates.len() > 1 {
-        candidates.len() + 1
-    } else {
-        1
-    };
-    bar.set_length((k * fits_per_split * epochs) as u64);
+    let selection = selection(dir, config, epochs)?;
+    // Epochs per split: the grid's fits and the refit; early stopping's
+    // longest validation fit (the refit's epochs join once chosen).
+    bar.set_length(
+        (k * match &selection {
+            Selection::Fixed(_) => epochs,
+            Selection::Grid(candidates) => (candidates.len() + 1) * epochs,
+            Selection::Epochs { last, .. } => *last,
+        }) as u64,
+    );
     let hidden = dir.n_hidden.unwrap_or(DEFAULT_HIDDEN);
     let fitter = Fitter {
         epochs,
@@ -503,10 +553,14 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             }
             None => (all_train, None),
         };
-        let hyper = if candidates.len() > 1 {
-            fitter.select(&train, &candidates, config.extend_grid, seed)?
-        } else {
-            candidates[0]
+        let hyper = match &selection {
+            Selection::Fixed(hyper) => *hyper,
+            Selection::Grid(candidates) => {
+                fitter.select(&train, candidates, config.extend_grid, seed)?
+            }
+            &Selection::Epochs { first, last } => {
+                fitter.select_epochs(&train, first, last, seed)?
+            }
         };
         // One model, one batched prediction of the test rows then the
         // calibration rows.
@@ -661,8 +715,11 @@ pub fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
     Ok(ld.iter().sum::<f64>() / ld.len() as f64)
 }
 
-/// The hyperparameters to try: one (the defaults) without a grid.
-fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
+/// How each split of a run chooses its hyperparameters: the defaults
+/// without a grid; with one, a grid over them, or for ensembles the
+/// training length, by early stopping between `epochs /`
+/// [`EARLY_STOPPING_SHORTEST`] and `epochs ×` [`EARLY_STOPPING_LONGEST`].
+fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Selection> {
     if config.dropout.is_some() && (config.grid || config.method != UciMethod::McDropout) {
         return Err(Error::invalid(
             "dropout",
@@ -678,7 +735,7 @@ fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
         ));
     }
     if !config.grid {
-        return Ok(vec![match config.method {
+        return Ok(Selection::Fixed(match config.method {
             UciMethod::Bbb => Hyper::Bbb {
                 prior: Prior::default(),
             },
@@ -686,19 +743,21 @@ fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
                 p: config.dropout.unwrap_or(DEFAULT_DROPOUT),
                 tau: None,
             },
-            UciMethod::Ensemble => Hyper::Ensemble,
-        }]);
+            UciMethod::Ensemble => Hyper::Ensemble { epochs: None },
+        }));
     }
     match config.method {
-        UciMethod::Bbb => Ok([
+        UciMethod::Bbb => Ok(Selection::Grid(
+            [
             Prior::He,
             Prior::Glorot,
             Prior::standard(),
             Prior::gaussian(0.3)?,
         ]
-        .into_iter()
-        .map(|prior| Hyper::Bbb { prior })
-        .collect()),
+            .into_iter()
+            .map(|prior| Hyper::Bbb { prior })
+            .collect(),
+        )),
         UciMethod::McDropout => {
             let missing = |f: &str| {
                 Error::invalid(
@@ -715,19 +774,20 @@ fn candidates(dir: &SplitDir, config: &UciConfig) -> Result<Vec<Hyper>> {
                 .tau_values
                 .as_ref()
                 .ok_or_else(|| missing("tau_values.txt"))?;
-            Ok(rates
-                .iter()
-                .flat_map(|&p| {
-                    taus.iter()
-                        .map(move |&tau| Hyper::McDropout { p, tau: Some(tau) })
-                })
-                .collect())
+            Ok(Selection::Grid(
+                rates
+                    .iter()
+                    .flat_map(|&p| {
+                        taus.iter()
+                            .map(move |&tau| Hyper::McDropout { p, tau: Some(tau) })
+                    })
+                    .collect(),
+            ))
         }
-        UciMethod::Ensemble => Err(Error::invalid(
-            "grid",
-            "ensemble",
-            "bbb or mc-dropout (ensembles have no grid)",
-        )),
+        UciMethod::Ensemble => Ok(Selection::Epochs {
+            first: (epochs / EARLY_STOPPING_SHORTEST).max(1),
+            last: epochs * EARLY_STOPPING_LONGEST,
+        }),
     }
 }
 
@@ -796,6 +856,52 @@ impl Fitter<'_> {
         })
     }
 
+    /// The ensemble's training length with the best validation
+    /// log-likelihood: one ensemble trained on the first 80% of the training
+    /// indices, scored on the last 20% at the checkpoints of
+    /// [`EarlyStopping::doubling`]`(first, last)`, and stopped once
+    /// [`EARLY_STOPPING_PATIENCE`] checkpoints in a row have not improved.
+    fn select_epochs(
+        &self,
+        train: &Dataset,
+        first: usize,
+        last: usize,
+        seed: u64,
+    ) -> Result<Hyper> {
+        let (fit_part, val) = tail_split(train, VALIDATION_FRACTION)?;
+        let mut stopping = EarlyStopping::doubling(first, last, EARLY_STOPPING_PATIENCE)?;
+        let hyper = Hyper::Ensemble {
+            epochs: Some(stopping.max_epochs()),
+        };
+        let (scaled, model) = self.build(&fit_part, hyper, seed)?;
+        let samples = self.samples_of(&model);
+        let report = fit_observed(
+            &model,
+            &scaled.xs,
+            &scaled.ys,
+            &self.train_config(hyper, seed),
+            self.bar,
+            |summary| {
+                stopping.after_epochs(summary.epoch + 1, || {
+                    mean_log_likelihood(&scaled.predictive(&model, &val.x, samples)?, &val.y)
+                })
+            },
+        )?;
+        self.bar
+            .dec_length((stopping.max_epochs() - report.epochs.len()) as u64);
+        let (epochs, _) = stopping.best().ok_or_else(|| {
+            Error::invalid(
+                "validation log-likelihood",
+                "NaN at every checkpoint",
+                "a number at one checkpoint at least",
+            )
+        })?;
+        self.bar.inc_length(epochs as u64);
+        Ok(Hyper::Ensemble {
+            epochs: Some(epochs),
+        })
+    }
+
     /// Standardizes on `train`, fits `hyper`'s model, and returns the
     /// predictive of `test_x` in original units.
     fn fit_predict(
@@ -805,18 +911,40 @@ impl Fitter<'_> {
         hyper: Hyper,
         seed: u64,
     ) -> Result<GaussianMixture> {
-        let device = Device::Cpu;
-        let scaled = ScaledTrain::new(train, &device)?;
-        let (xs, ys) = (&scaled.xs, &scaled.ys);
-        let d = train.n_features();
-        let train_config = TrainConfig {
-            epochs: self.epochs,
+        let (scaled, model) = self.build(train, hyper, seed)?;
+        let config = self.train_config(hyper, seed);
+        fit_with_progress(&model, &scaled.xs, &scaled.ys, &config, self.bar)?;
+        scaled.predictive(&model, test_x, self.samples_of(&model))
+    }
+
+    /// How `hyper`'s model trains: the run's schedule, for the epochs
+    /// `hyper` sets if it sets them.
+    fn train_config(&self, hyper: Hyper, seed: u64) -> TrainConfig {
+        TrainConfig {
+            epochs: hyper.epochs().unwrap_or(self.epochs),
             batch_size: self.batch_size,
             lr: self.lr,
             seed,
             progress: false,
             ..TrainConfig::default()
-        };
+        }
+    }
+
+    /// Predictive samples of `model`: an ensemble's are its members, each
+    /// once.
+    fn samples_of(&self, model: &Network) -> usize {
+        match model {
+            Network::Ensemble(e) => e.members().len(),
+            _ => self.samples,
+        }
+    }
+
+    /// The training rows standardized on themselves, and `hyper`'s untrained
+    /// model for them.
+    fn build(&self, train: &Dataset, hyper: Hyper, seed: u64) -> Result<(ScaledTrain, Network)> {
+        let device = Device::Cpu;
+        let scaled = ScaledTrain::new(train, &device)?;
+        let d = train.n_features();
         let (s_y, hidden) = (scaled.y_scale(), [self.hidden]);
         let spec = match hyper {
             Hyper::Bbb { prior } => NetworkSpec::Bbb(BayesMlpConfig {
@@ -838,18 +966,12 @@ impl Fitter<'_> {
                     ..McDropoutConfig::new(d, &hidden)
                 })
             }
-            Hyper::Ensemble => {
+            Hyper::Ensemble { .. } => {
                 NetworkSpec::Ensemble(EnsembleConfig::new(d, &hidden, DEFAULT_MEMBERS))
             }
         };
         let model = spec.build(seed, &device)?;
-        fit_with_progress(&model, xs, ys, &train_config, self.bar)?;
-        // An ensemble's predictive is its members, each once.
-        let samples = match &model {
-            Network::Ensemble(e) => e.members().len(),
-            _ => self.samples,
-        };
-        scaled.predictive(&model, test_x, samples)
+        Ok((scaled, model))
     }
 }
 

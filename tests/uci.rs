@@ -75,7 +75,7 @@ fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
                 prior: Prior::default(),
             },
             UciMethod::McDropout => Hyper::McDropout { p: 0.05, tau: None },
-            UciMethod::Ensemble => Hyper::Ensemble,
+            UciMethod::Ensemble => Hyper::Ensemble { epochs: None },
         };
         for (i, s) in r.per_split.iter().enumerate() {
             assert_eq!(s.split, i);
@@ -194,10 +194,6 @@ fn the_grid_chooses_among_its_candidates_per_split() -> Result<()> {
 fn invalid_settings_error_naming_the_setting() -> Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    assert_eq!(
-        invalid_name(run(&dir, &config(UciMethod::Ensemble, Some(1), true))),
-        "grid"
-    );
     for splits in [0, 3] {
         let c = UciConfig {
             splits: Some(splits),
@@ -497,8 +493,55 @@ fn the_extended_grid_follows_an_edge_optimum_past_the_grid() -> Result<()> {
             extend_grid: true,
             ..config(UciMethod::Bbb, Some(1), true)
         },
+        UciConfig {
+            extend_grid: true,
+            ..config(UciMethod::Ensemble, Some(1), true)
+        },
     ] {
         assert_eq!(invalid_name(run(&dir, &c)), "extend_grid", "{c:?}");
+    }
+    Ok(())
+}
+
+/// With `--grid`, an ensemble's training length is chosen per split among
+/// the early-stopping checkpoints `epochs / 16 … 8 epochs`, and the final
+/// model is the plain run of that length: the same bits as a run without a
+/// grid for that many epochs.
+#[test]
+fn the_ensembles_grid_chooses_the_training_length_by_early_stopping() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let bar = ProgressBar::hidden();
+    let chosen = uci::run(
+        &load_split_dir(&dir)?,
+        &config(UciMethod::Ensemble, Some(16), true),
+        &bar,
+    )?;
+    assert!(chosen.grid);
+    assert_eq!(chosen.epochs, 16);
+    // Early stopping shortened the bar by the epochs it did not train, and
+    // lengthened it by each refit.
+    assert_eq!(Some(bar.position()), bar.length());
+    for s in &chosen.per_split {
+        let Hyper::Ensemble {
+            epochs: Some(epochs),
+        } = s.hyper
+        else {
+            panic!("split {}: {:?} chose no length", s.split, s.hyper);
+        };
+        assert!(
+            [1, 2, 4, 8, 16, 32, 64, 128].contains(&epochs),
+            "split {}: {epochs} epochs is no checkpoint",
+            s.split
+        );
+        let plain = run(&dir, &config(UciMethod::Ensemble, Some(epochs), false))?;
+        let p = &plain.per_split[s.split];
+        assert_eq!(
+            (p.rmse, p.ll, p.picp95),
+            (s.rmse, s.ll, s.picp95),
+            "split {}: the refit is not the plain {epochs}-epoch run",
+            s.split
+        );
     }
     Ok(())
 }

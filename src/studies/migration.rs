@@ -28,6 +28,8 @@
 //! the data moved the means, `||mu_T - mu_0|| / ||mu_0||`, and how much of
 //! the prior's spread the posterior kept, `mean(sigma_T) / sigma_p`.
 
+use std::ops::ControlFlow;
+
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -277,7 +279,7 @@ fn train_run(
                 training.samples,
                 summary.epoch + 1,
             )?);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         },
     )?;
     let mut tensors = Vec::new();

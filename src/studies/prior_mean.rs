@@ -30,6 +30,7 @@
 //! 10 epochs), for the training loss and for the test log-likelihood.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
@@ -215,7 +216,7 @@ fn train_arm(
             loss: s.terms.loss,
             test_ll: split.scores(model, samples)?.ll,
         });
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     let kl = model.kl()?;
     let column = |f: fn(&ArmEpoch) -> f64| history.iter().map(f).collect::<Vec<_>>();

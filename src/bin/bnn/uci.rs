@@ -25,7 +25,9 @@ pub struct UciArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// Choose hyperparameters per split on a validation set (the last 20% of
-    /// the training rows): dropout rate x tau for mc-dropout, the prior for bbb.
+    /// the training rows): dropout rate x tau for mc-dropout, the prior for
+    /// bbb, the training length for ensemble (early stopping at doubling
+    /// checkpoints from epochs/16 to 8 x epochs).
     #[arg(long)]
     grid: bool,
     /// With --grid for mc-dropout: when a split's best grid point lies on the
@@ -110,9 +112,10 @@ pub fn run(args: &UciArgs) -> Result<()> {
         report.epochs,
         report.batch_size,
         report.lr,
-        match (report.grid, report.extend_grid) {
-            (true, true) => ", grid search extended past its edges",
-            (true, false) => ", grid search",
+        match (report.grid, report.extend_grid, report.method) {
+            (true, true, _) => ", grid search extended past its edges",
+            (true, false, UciMethod::Ensemble) => ", training length by early stopping",
+            (true, false, _) => ", grid search",
             _ => "",
         },
         report.seconds,
