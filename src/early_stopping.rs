@@ -39,11 +39,7 @@ impl EarlyStopping {
     /// in a row without a better score.
     pub fn doubling(first: usize, last: usize, patience: usize) -> Result<Self> {
         if first == 0 {
-            return Err(Error::invalid(
-                "first checkpoint",
-                0,
-                "at least 1 epoch",
-            ));
+            return Err(Error::invalid("first checkpoint", 0, "at least 1 epoch"));
         }
         if last < first {
             return Err(Error::invalid(
@@ -148,7 +144,10 @@ mod tests {
             EarlyStopping::doubling(25, 3200, 2)?.checkpoints(),
             [25, 50, 100, 200, 400, 800, 1600, 3200]
         );
-        assert_eq!(EarlyStopping::doubling(3, 20, 1)?.checkpoints(), [3, 6, 12, 20]);
+        assert_eq!(
+            EarlyStopping::doubling(3, 20, 1)?.checkpoints(),
+            [3, 6, 12, 20]
+        );
         assert_eq!(EarlyStopping::doubling(7, 7, 1)?.checkpoints(), [7]);
         Ok(())
     }

@@ -156,7 +156,9 @@ pub fn fit_with_progress<M: StochasticModel + ?Sized>(
     config: &TrainConfig,
     bar: &ProgressBar,
 ) -> Result<TrainReport> {
-    fit_observed(model, xs, ys, config, bar, |_| Ok(ControlFlow::Continue(())))
+    fit_observed(model, xs, ys, config, bar, |_| {
+        Ok(ControlFlow::Continue(()))
+    })
 }
 
 /// [`fit_with_progress`], calling `observe` after every epoch with that

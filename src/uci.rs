@@ -16,7 +16,9 @@
 //! With `grid`, each split picks its hyperparameters by the log-likelihood on
 //! a validation set (the last 20% of its training indices, trained on the
 //! first 80%), then retrains on all its training rows: dropout rate × tau
-//! from the dataset's grid files for MC dropout, a few priors for BBB, and
+//! from the dataset's grid files for MC dropout (where a file is missing,
+//! [`DEFAULT_DROPOUT_RATES`] and noise levels relative to the split's target
+//! std, [`DEFAULT_NOISE_FRACTIONS`]), a few priors for BBB, and
 //! for ensembles the training length, by early stopping at doubling
 //! checkpoints ([`crate::early_stopping`]). With
 //! `extend_grid`, an MC-dropout optimum on the grid's edge is followed past
@@ -67,6 +69,14 @@ const DEFAULT_DROPOUT: f64 = 0.05;
 /// 9 times on yacht's 6 → 50 input layer, about 1 at the output. Those wide
 /// input weights fit the nearly noiseless targets worse (docs/benchmarks.md).
 const MC_DROPOUT_INIT: Prior = Prior::Glorot;
+/// MC dropout's dropout rates for `--grid` when the dataset has no
+/// `dropout_rates.txt`: the rates of every published UCI grid.
+pub const DEFAULT_DROPOUT_RATES: [f64; 4] = [0.005, 0.01, 0.05, 0.1];
+/// MC dropout's noise levels for `--grid` when the dataset has no
+/// `tau_values.txt`, as fractions `f` of the split's training target std
+/// `s_y`: `tau = 1 / (f s_y)²`. The published grids' noise stds span
+/// `f` = 0.08 (yacht) to 0.38 (concrete); these span them on a ratio of 2.
+pub const DEFAULT_NOISE_FRACTIONS: [f64; 4] = [0.05, 0.1, 0.2, 0.4];
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
 /// Most extra fits per split when the MC-dropout grid is extended past its
@@ -177,6 +187,8 @@ enum Selection {
     Fixed(Hyper),
     /// The grid point with the best validation log-likelihood.
     Grid(Vec<Hyper>),
+    /// MC dropout's grid, whose precisions may depend on the split.
+    DropoutGrid(DropoutGrid),
     /// An ensemble's training length, by early stopping on the validation
     /// log-likelihood at doubling checkpoints ([`EarlyStopping`]).
     Epochs {
@@ -185,6 +197,50 @@ enum Selection {
         /// The last checkpoint.
         last: usize,
     },
+}
+
+/// MC dropout's grid: dropout rates × model precisions `tau`, given in the
+/// target's original units (`tau_values.txt`) or, when the dataset gives
+/// none, as the noise fractions [`DEFAULT_NOISE_FRACTIONS`] of each split's
+/// training target std.
+#[derive(Debug, Clone, PartialEq)]
+struct DropoutGrid {
+    rates: Vec<f64>,
+    taus: Option<Vec<f64>>,
+}
+
+impl DropoutGrid {
+    /// Grid points: `rates × taus`.
+    fn len(&self) -> usize {
+        self.rates.len()
+            * self
+                .taus
+                .as_ref()
+                .map_or(DEFAULT_NOISE_FRACTIONS.len(), Vec::len)
+    }
+
+    /// The grid points for a split training on `train` (only its own
+    /// targets set the default precisions, so the search stays leak-free).
+    fn candidates(&self, train: &Dataset) -> Result<Vec<Hyper>> {
+        let taus = match &self.taus {
+            Some(taus) => taus.clone(),
+            None => {
+                let s_y = Standardizer::fit_dataset(train)?.1.scale[0];
+                DEFAULT_NOISE_FRACTIONS
+                    .iter()
+                    .map(|f| 1.0 / (f * s_y).powi(2))
+                    .collect()
+            }
+        };
+        Ok(self
+            .rates
+            .iter()
+            .flat_map(|&p| {
+                taus.iter()
+                    .map(move |&tau| Hyper::McDropout { p, tau: Some(tau) })
+            })
+            .collect())
+    }
 }
 
 /// How each fit of a run trains and predicts.
@@ -523,6 +579,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         (k * match &selection {
             Selection::Fixed(_) => epochs,
             Selection::Grid(candidates) => (candidates.len() + 1) * epochs,
+            Selection::DropoutGrid(grid) => (grid.len() + 1) * epochs,
             Selection::Epochs { last, .. } => *last,
         }) as u64,
     );
@@ -557,6 +614,9 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             Selection::Fixed(hyper) => *hyper,
             Selection::Grid(candidates) => {
                 fitter.select(&train, candidates, config.extend_grid, seed)?
+            }
+            Selection::DropoutGrid(grid) => {
+                fitter.select(&train, &grid.candidates(&train)?, config.extend_grid, seed)?
             }
             &Selection::Epochs { first, last } => {
                 fitter.select_epochs(&train, first, last, seed)?
@@ -749,41 +809,22 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
     match config.method {
         UciMethod::Bbb => Ok(Selection::Grid(
             [
-            Prior::He,
-            Prior::Glorot,
-            Prior::standard(),
-            Prior::gaussian(0.3)?,
-        ]
+                Prior::He,
+                Prior::Glorot,
+                Prior::standard(),
+                Prior::gaussian(0.3)?,
+            ]
             .into_iter()
             .map(|prior| Hyper::Bbb { prior })
             .collect(),
         )),
-        UciMethod::McDropout => {
-            let missing = |f: &str| {
-                Error::invalid(
-                    "grid",
-                    dir.name.clone(),
-                    format!("a dataset with {f} for the MC-dropout grid"),
-                )
-            };
-            let rates = dir
+        UciMethod::McDropout => Ok(Selection::DropoutGrid(DropoutGrid {
+            rates: dir
                 .dropout_rates
-                .as_ref()
-                .ok_or_else(|| missing("dropout_rates.txt"))?;
-            let taus = dir
-                .tau_values
-                .as_ref()
-                .ok_or_else(|| missing("tau_values.txt"))?;
-            Ok(Selection::Grid(
-                rates
-                    .iter()
-                    .flat_map(|&p| {
-                        taus.iter()
-                            .map(move |&tau| Hyper::McDropout { p, tau: Some(tau) })
-                    })
-                    .collect(),
-            ))
-        }
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DROPOUT_RATES.to_vec()),
+            taus: dir.tau_values.clone(),
+        })),
         UciMethod::Ensemble => Ok(Selection::Epochs {
             first: (epochs / EARLY_STOPPING_SHORTEST).max(1),
             last: epochs * EARLY_STOPPING_LONGEST,

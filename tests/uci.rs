@@ -190,6 +190,57 @@ fn the_grid_chooses_among_its_candidates_per_split() -> Result<()> {
     Ok(())
 }
 
+/// Without grid files, MC dropout's grid is the default rates × noise
+/// levels relative to each split's own training target std (ddof = 0):
+/// every choice is such a point, computed here by hand from the split.
+#[test]
+fn without_grid_files_mc_dropout_searches_the_default_grid() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Targets in units where s_y ≈ 30, so a grid of absolute taus would show.
+    let dir = write_split_dir(tmp.path(), "toy", 30.0, 5.0);
+    // With only the rates given, they are the grid's rates.
+    std::fs::remove_file(dir.join("tau_values.txt")).expect("remove tau_values.txt");
+    let r = run(&dir, &config(UciMethod::McDropout, Some(1), true))?;
+    for s in &r.per_split {
+        assert!(
+            matches!(s.hyper, Hyper::McDropout { p, tau: Some(_) } if RATES.contains(&p)),
+            "split {}: {:?}",
+            s.split,
+            s.hyper
+        );
+    }
+    std::fs::remove_file(dir.join("dropout_rates.txt")).expect("remove dropout_rates.txt");
+    let split_dir = load_split_dir(&dir)?;
+    let bar = ProgressBar::hidden();
+    let r = uci::run(
+        &split_dir,
+        &config(UciMethod::McDropout, Some(2), true),
+        &bar,
+    )?;
+    // 4 × 4 grid points and the refit, 2 epochs each, on 2 splits.
+    assert_eq!((bar.position(), bar.length()), (68, Some(68)));
+    for s in &r.per_split {
+        let (train, _) = split_dir.split(s.split)?;
+        let n = train.y.len() as f64;
+        let mean = train.y.iter().sum::<f64>() / n;
+        let s_y = (train.y.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let Hyper::McDropout { p, tau: Some(tau) } = s.hyper else {
+            panic!("split {}: {:?} is no grid point", s.split, s.hyper);
+        };
+        assert!(uci::DEFAULT_DROPOUT_RATES.contains(&p), "p = {p}");
+        // The noise std 1/√tau is a fraction f of s_y (up to rounding).
+        let f = 1.0 / (tau.sqrt() * s_y);
+        assert!(
+            uci::DEFAULT_NOISE_FRACTIONS
+                .iter()
+                .any(|g| (f / g - 1.0).abs() < 1e-9),
+            "split {}: noise std {f} × s_y is no default fraction",
+            s.split
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn invalid_settings_error_naming_the_setting() -> Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -241,12 +292,6 @@ fn invalid_settings_error_naming_the_setting() -> Result<()> {
         ..config(UciMethod::McDropout, Some(1), false)
     };
     assert_eq!(run(&dir, &c)?.calibration_fraction, Some(0.4));
-    // A grid needs the grid files.
-    std::fs::remove_file(dir.join("tau_values.txt")).expect("remove tau_values.txt");
-    assert_eq!(
-        invalid_name(run(&dir, &config(UciMethod::McDropout, Some(1), true))),
-        "grid"
-    );
     Ok(())
 }
 

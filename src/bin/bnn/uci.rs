@@ -25,9 +25,11 @@ pub struct UciArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// Choose hyperparameters per split on a validation set (the last 20% of
-    /// the training rows): dropout rate x tau for mc-dropout, the prior for
-    /// bbb, the training length for ensemble (early stopping at doubling
-    /// checkpoints from epochs/16 to 8 x epochs).
+    /// the training rows): dropout rate x tau for mc-dropout (the dataset's
+    /// dropout_rates.txt x tau_values.txt; where missing, rates 0.005, 0.01,
+    /// 0.05, 0.1 and noise stds 0.05, 0.1, 0.2, 0.4 x the training target's
+    /// std), the prior for bbb, the training length for ensemble (early
+    /// stopping at doubling checkpoints from epochs/16 to 8 x epochs).
     #[arg(long)]
     grid: bool,
     /// With --grid for mc-dropout: when a split's best grid point lies on the
