@@ -180,6 +180,35 @@ impl Hyper {
     }
 }
 
+/// One line per choice, as `bnn uci` lists a grid's choices: `prior he`,
+/// `p 0.01, tau 0.15`, `p 0.05, learned noise`, `1600 epochs`.
+impl fmt::Display for Hyper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Hyper::Bbb { prior } => write!(f, "prior {prior}"),
+            Hyper::McDropout { p, tau: Some(tau) } => {
+                write!(f, "p {p}, tau {}", four_significant_digits(tau))
+            }
+            Hyper::McDropout { p, tau: None } => write!(f, "p {p}, learned noise"),
+            Hyper::Ensemble {
+                epochs: Some(epochs),
+            } => write!(f, "{epochs} epochs"),
+            Hyper::Ensemble { epochs: None } => write!(f, "the run's epochs"),
+        }
+    }
+}
+
+/// `x` rounded to 4 significant digits, without trailing zeros (a grid's
+/// `tau` past its edge or relative to a target std is no round number).
+fn four_significant_digits(x: f64) -> String {
+    let decimals = (3 - x.abs().log10().floor() as i64).clamp(0, 12) as usize;
+    let text = format!("{x:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
+    }
+}
+
 /// How a split's hyperparameters are chosen.
 #[derive(Debug, Clone, PartialEq)]
 enum Selection {
@@ -1019,6 +1048,45 @@ impl Fitter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hyperparameters_print_as_the_cli_lists_them() {
+        let cases = [
+            (Hyper::Bbb { prior: Prior::He }, "prior he"),
+            (
+                Hyper::McDropout {
+                    p: 0.01,
+                    tau: Some(0.75 * 1.5 * 1.5),
+                },
+                "p 0.01, tau 1.688",
+            ),
+            (
+                Hyper::McDropout {
+                    p: 0.005,
+                    tau: Some(312.5),
+                },
+                "p 0.005, tau 312.5",
+            ),
+            (
+                Hyper::McDropout {
+                    p: 0.05,
+                    tau: Some(0.000123456),
+                },
+                "p 0.05, tau 0.0001235",
+            ),
+            (
+                Hyper::McDropout { p: 0.05, tau: None },
+                "p 0.05, learned noise",
+            ),
+            (Hyper::Ensemble { epochs: Some(1600) }, "1600 epochs"),
+            (Hyper::Ensemble { epochs: None }, "the run's epochs"),
+        ];
+        for (hyper, text) in cases {
+            assert_eq!(hyper.to_string(), text);
+        }
+        assert_eq!(four_significant_digits(250.0), "250");
+        assert_eq!(four_significant_digits(12345.6), "12346");
+    }
 
     #[test]
     fn mean_and_se_use_ddof_zero() {

@@ -150,5 +150,26 @@ pub fn run(args: &UciArgs) -> Result<()> {
     ) {
         println!("  (after {method} recalibration; before it: PICP 90% {p90:.3}, PICP 95% {p95:.3}, calibration error {ce:.4}, log-likelihood {ll:.4})");
     }
+    if report.grid {
+        println!("  chosen on the validation rows (splits):");
+        for (hyper, splits) in choice_counts(&report) {
+            println!("    {hyper}: {splits}");
+        }
+    }
     Ok(())
+}
+
+/// Each distinct choice of the splits and how many chose it, most chosen
+/// first (ties in the order the splits first chose them).
+fn choice_counts(report: &uci::UciReport) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for split in &report.per_split {
+        let hyper = split.hyper.to_string();
+        match counts.iter_mut().find(|(h, _)| *h == hyper) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((hyper, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts
 }
