@@ -804,6 +804,16 @@ pub fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
     Ok(ld.iter().sum::<f64>() / ld.len() as f64)
 }
 
+/// The first and last early-stopping checkpoints of an ensemble's `--grid`
+/// in a run of `epochs`: `(max(1, epochs / 16), 8 epochs)`
+/// ([`EARLY_STOPPING_SHORTEST`], [`EARLY_STOPPING_LONGEST`]).
+pub fn early_stopping_range(epochs: usize) -> (usize, usize) {
+    (
+        (epochs / EARLY_STOPPING_SHORTEST).max(1),
+        epochs.saturating_mul(EARLY_STOPPING_LONGEST),
+    )
+}
+
 /// How each split of a run chooses its hyperparameters: the defaults
 /// without a grid; with one, a grid over them, or for ensembles the
 /// training length, by early stopping between `epochs /`
@@ -854,10 +864,10 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
                 .unwrap_or_else(|| DEFAULT_DROPOUT_RATES.to_vec()),
             taus: dir.tau_values.clone(),
         })),
-        UciMethod::Ensemble => Ok(Selection::Epochs {
-            first: (epochs / EARLY_STOPPING_SHORTEST).max(1),
-            last: epochs * EARLY_STOPPING_LONGEST,
-        }),
+        UciMethod::Ensemble => {
+            let (first, last) = early_stopping_range(epochs);
+            Ok(Selection::Epochs { first, last })
+        }
     }
 }
 

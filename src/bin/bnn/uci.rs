@@ -107,17 +107,22 @@ pub fn run(args: &UciArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} {} ({} splits, {} epochs in batches of {} at lr {}{}): {:.1} s{}",
+        "{} {} ({} splits, {} in batches of {} at lr {}{}): {:.1} s{}",
         report.dataset,
         report.method,
         report.splits,
-        report.epochs,
+        match (report.grid, report.method) {
+            (true, UciMethod::Ensemble) => {
+                let (first, last) = uci::early_stopping_range(report.epochs);
+                format!("early-stopped between {first} and {last} epochs")
+            }
+            _ => format!("{} epochs", report.epochs),
+        },
         report.batch_size,
         report.lr,
         match (report.grid, report.extend_grid, report.method) {
             (true, true, _) => ", grid search extended past its edges",
-            (true, false, UciMethod::Ensemble) => ", training length by early stopping",
-            (true, false, _) => ", grid search",
+            (true, false, UciMethod::McDropout | UciMethod::Bbb) => ", grid search",
             _ => "",
         },
         report.seconds,
