@@ -175,6 +175,6 @@ fn choice_counts(report: &uci::UciReport) -> Vec<(String, usize)> {
             None => counts.push((hyper, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     counts
 }
