@@ -67,18 +67,21 @@ pub struct UciArgs {
     dropout: Option<f64>,
     /// Splits run at once, one thread each (their tensor operations share
     /// the threads): the scores are the same bits for any value, the wall
-    /// time falls toward 1/J on J cores.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// time falls toward 1/J on J cores, the memory grows with J [default:
+    /// the cores available].
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 impl UciArgs {
-    /// Splits run at once (`--jobs`).
+    /// Splits run at once: `--jobs`, or one per available core.
     pub fn jobs(&self) -> usize {
-        self.jobs
+        self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 }
 
@@ -96,7 +99,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         recalibrate: args.recalibrate,
         calibration_fraction: args.calibration_fraction,
         dropout: args.dropout,
-        jobs: args.jobs,
+        jobs: args.jobs(),
         ..UciConfig::new(args.method)
     };
     let bar = terminal_progress_bar(0, "epoch");
