@@ -122,20 +122,21 @@ mod tests {
 
     /// Feeds epochs 1, 2, … until `Break`, scoring checkpoint `c` with
     /// `curve(c)`; returns the epochs trained and the checkpoints scored.
-    fn run(stopping: &mut EarlyStopping, curve: impl Fn(usize) -> f64) -> (usize, Vec<usize>) {
+    fn run(
+        stopping: &mut EarlyStopping,
+        curve: impl Fn(usize) -> f64,
+    ) -> Result<(usize, Vec<usize>)> {
         let mut scored = Vec::new();
         for epoch in 1..=stopping.max_epochs() {
-            let flow = stopping
-                .after_epochs(epoch, || {
-                    scored.push(epoch);
-                    Ok(curve(epoch))
-                })
-                .expect("the score never fails here");
+            let flow = stopping.after_epochs(epoch, || {
+                scored.push(epoch);
+                Ok(curve(epoch))
+            })?;
             if flow.is_break() {
-                return (epoch, scored);
+                return Ok((epoch, scored));
             }
         }
-        (stopping.max_epochs(), scored)
+        Ok((stopping.max_epochs(), scored))
     }
 
     #[test]
@@ -158,14 +159,14 @@ mod tests {
         // goes on to 400 (two checkpoints worse), then stops there.
         let curve = |e: usize| -((e as f64).ln() - 100f64.ln()).powi(2);
         let mut stopping = EarlyStopping::doubling(25, 3200, 2)?;
-        let (trained, scored) = run(&mut stopping, curve);
+        let (trained, scored) = run(&mut stopping, curve)?;
         assert_eq!(trained, 400);
         assert_eq!(scored, [25, 50, 100, 200, 400]);
         assert_eq!(stopping.best(), Some((100, 0.0)));
 
         // Patience 1 stops at the first checkpoint past the peak.
         let mut stopping = EarlyStopping::doubling(25, 3200, 1)?;
-        assert_eq!(run(&mut stopping, curve).0, 200);
+        assert_eq!(run(&mut stopping, curve)?.0, 200);
         assert_eq!(stopping.best().map(|b| b.0), Some(100));
         Ok(())
     }
@@ -173,7 +174,7 @@ mod tests {
     #[test]
     fn a_rising_curve_trains_to_the_last_checkpoint() -> Result<()> {
         let mut stopping = EarlyStopping::doubling(25, 3200, 2)?;
-        let (trained, _) = run(&mut stopping, |e| e as f64);
+        let (trained, _) = run(&mut stopping, |e| e as f64)?;
         assert_eq!(trained, 3200);
         assert_eq!(stopping.best(), Some((3200, 3200.0)));
         Ok(())
@@ -186,7 +187,7 @@ mod tests {
         let scores = [(25, 1.0), (50, 0.5), (100, 2.0), (200, 1.5), (400, 1.0)];
         let curve = |e: usize| scores.iter().find(|s| s.0 == e).map_or(0.0, |s| s.1);
         let mut stopping = EarlyStopping::doubling(25, 400, 2)?;
-        assert_eq!(run(&mut stopping, curve).0, 400);
+        assert_eq!(run(&mut stopping, curve)?.0, 400);
         assert_eq!(stopping.best(), Some((100, 2.0)));
         Ok(())
     }
@@ -194,12 +195,12 @@ mod tests {
     #[test]
     fn nan_never_wins_and_minus_infinity_can_start() -> Result<()> {
         let mut stopping = EarlyStopping::doubling(1, 4, 5)?;
-        run(&mut stopping, |_| f64::NAN);
+        run(&mut stopping, |_| f64::NAN)?;
         assert_eq!(stopping.best(), None);
 
         let curve = |e: usize| if e == 1 { f64::NEG_INFINITY } else { f64::NAN };
         let mut stopping = EarlyStopping::doubling(1, 4, 5)?;
-        run(&mut stopping, curve);
+        run(&mut stopping, curve)?;
         assert_eq!(stopping.best(), Some((1, f64::NEG_INFINITY)));
         Ok(())
     }

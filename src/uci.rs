@@ -201,6 +201,9 @@ impl fmt::Display for Hyper {
 /// `x` rounded to 4 significant digits, without trailing zeros (a grid's
 /// `tau` past its edge or relative to a target std is no round number).
 fn four_significant_digits(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
     let decimals = (3 - x.abs().log10().floor() as i64).clamp(0, 12) as usize;
     let text = format!("{x:.decimals$}");
     match text.contains('.') {
@@ -1096,6 +1099,8 @@ mod tests {
         }
         assert_eq!(four_significant_digits(250.0), "250");
         assert_eq!(four_significant_digits(12345.6), "12346");
+        assert_eq!(four_significant_digits(0.0), "0");
+        assert_eq!(four_significant_digits(f64::INFINITY), "inf");
     }
 
     #[test]
