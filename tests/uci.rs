@@ -441,6 +441,46 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert!(err.contains("splits") && err.contains('3'), "{err}");
 }
 
+/// The table of `bnn uci --grid` names the search and lists each split's
+/// choice with its count; the JSON's `jobs` defaults to the cores available.
+#[test]
+fn cli_table_lists_what_the_splits_chose() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let dir_arg = dir.to_str().expect("a UTF-8 temp path");
+    let args = [
+        "uci", "--dir", dir_arg, "--method", "ensemble", "--grid", "--epochs", "16",
+    ];
+    let out = bnn(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("early-stopped between 1 and 128 epochs"),
+        "{text}"
+    );
+    let (_, choices) = text
+        .split_once("chosen on the validation rows (splits):")
+        .unwrap_or_else(|| panic!("no list of choices in {text}"));
+    // One line per distinct length, "N epochs: count", the counts summing
+    // to the 2 splits.
+    let counts: Vec<usize> = choices
+        .lines()
+        .filter_map(|l| l.trim().split_once(" epochs: "))
+        .map(|(_, n)| n.parse().expect("a split count"))
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 2, "{choices}");
+
+    let out = bnn(&[&args[..6], &["--epochs", "1", "--json"]].concat());
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(v["jobs"], cores);
+}
+
 /// `dropout` sets MC dropout's rate when there is no grid, and is refused
 /// where it would be ignored (other methods, or with the grid).
 #[test]
