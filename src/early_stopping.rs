@@ -19,6 +19,44 @@
 //! is the best checkpoint's. Doubling matches how scores move with training
 //! (on the scale of log epochs), and keeps the reading cheap: each checkpoint
 //! costs as much training as all the ones before it together.
+//!
+//! With [`crate::train::fit_observed`], whose observer may end training
+//! (`bnn uci --method ensemble --grid` does this, then refits on all rows):
+//!
+//! ```
+//! use candle_bnn::early_stopping::EarlyStopping;
+//! use candle_bnn::train::{fit_observed, TrainConfig};
+//! use candle_bnn::{predict, DeepEnsemble};
+//! use candle_core::{Device, Tensor};
+//! use indicatif::ProgressBar;
+//!
+//! # fn main() -> candle_bnn::Result<()> {
+//! let device = Device::Cpu;
+//! // A smooth curve, y = sin 3x + 0.1 cos 17x: 64 training rows, 32 validation rows.
+//! let rows = |n: usize, phase: f32| -> candle_bnn::Result<(Tensor, Tensor, Vec<f64>)> {
+//!     let x: Vec<f32> = (0..n).map(|i| 2.0 * i as f32 / n as f32 - 1.0 + phase).collect();
+//!     let y: Vec<f32> = x.iter().map(|x| (3.0 * x).sin() + 0.1 * (17.0 * x).cos()).collect();
+//!     let ys = y.iter().map(|&v| v as f64).collect();
+//!     Ok((Tensor::from_vec(x, (n, 1), &device)?, Tensor::from_vec(y, (n, 1), &device)?, ys))
+//! };
+//! let (xs, ys, _) = rows(64, 0.0)?;
+//! let (x_val, _, y_val) = rows(32, 0.01)?;
+//! let ensemble = DeepEnsemble::new(1, &[16], 3, 0, &device)?;
+//!
+//! let mut stopping = EarlyStopping::doubling(5, 80, 2)?;
+//! let config = TrainConfig { epochs: stopping.max_epochs(), progress: false, ..TrainConfig::default() };
+//! let report = fit_observed(&ensemble, &xs, &ys, &config, &ProgressBar::hidden(), |s| {
+//!     stopping.after_epochs(s.epoch + 1, || {
+//!         let dist = predict(&ensemble, &x_val, 3)?.into_regression()?;
+//!         Ok(dist.log_density(&y_val)?.iter().sum::<f64>() / y_val.len() as f64)
+//!     })
+//! })?;
+//! let (best, _) = stopping.best().expect("a score that is not NaN");
+//! assert!(stopping.checkpoints().contains(&best));
+//! assert!(report.epochs.len() <= 80);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::ops::ControlFlow;
 
