@@ -208,10 +208,12 @@ fn fit_here<M: StochasticModel + ?Sized>(
     let mut order: Vec<u32> = (0..n as u32).collect();
     let start = Instant::now();
     let mut report = TrainReport {
-        epochs: Vec::with_capacity(config.epochs),
+        // Grown as epochs end: early stopping may end training before
+        // `config.epochs`, and a huge `epochs` must not reserve memory up front.
+        epochs: Vec::new(),
         steps: 0,
         seconds: 0.0,
-        epoch_seconds: Vec::with_capacity(config.epochs),
+        epoch_seconds: Vec::new(),
         warnings: Vec::new(),
     };
 

@@ -498,7 +498,7 @@ pub struct UciReport {
     pub raw_ll_mean: Option<f64>,
     /// Total wall time in seconds.
     pub seconds: f64,
-    /// Splits run at once.
+    /// Splits run at once: the requested jobs, at most the splits.
     #[serde(default = "one_job")]
     pub jobs: usize,
     /// Per-split scores.
@@ -601,20 +601,22 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     let protocol = Protocol::default_for(config.method, config.grid);
     let base = dir.n_epochs.unwrap_or(DEFAULT_BASE_EPOCHS);
     let epochs = config.epochs.unwrap_or(protocol.epochs_per_base * base);
+    if epochs == 0 {
+        return Err(Error::invalid("epochs", 0, "at least 1 per fit"));
+    }
     let batch_size = config.batch_size.unwrap_or(protocol.batch_size);
     let lr = config.lr.unwrap_or(protocol.lr);
     let samples = config.samples.unwrap_or(protocol.samples);
     let selection = selection(dir, config, epochs)?;
     // Epochs per split: the grid's fits and the refit; early stopping's
     // longest validation fit (the refit's epochs join once chosen).
-    bar.set_length(
-        (k * match &selection {
-            Selection::Fixed(_) => epochs,
-            Selection::Grid(candidates) => (candidates.len() + 1) * epochs,
-            Selection::DropoutGrid(grid) => (grid.len() + 1) * epochs,
-            Selection::Epochs { last, .. } => *last,
-        }) as u64,
-    );
+    let fits_of = |fits: usize| fits.saturating_mul(epochs);
+    bar.set_length(k.saturating_mul(match &selection {
+        Selection::Fixed(_) => epochs,
+        Selection::Grid(candidates) => fits_of(candidates.len() + 1),
+        Selection::DropoutGrid(grid) => fits_of(grid.len() + 1),
+        Selection::Epochs { last, .. } => *last,
+    }) as u64);
     let hidden = dir.n_hidden.unwrap_or(DEFAULT_HIDDEN);
     let fitter = Fitter {
         epochs,
@@ -731,7 +733,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),
         raw_ll_mean: raw_mean(&per_split, |r| r.ll),
         seconds: start.elapsed().as_secs_f64(),
-        jobs: config.jobs,
+        jobs: config.jobs.min(k),
         per_split,
     })
 }

@@ -442,7 +442,8 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
 }
 
 /// The table of `bnn uci --grid` names the search and lists each split's
-/// choice with its count; the JSON's `jobs` defaults to the cores available.
+/// choice with its count; the JSON's `jobs` defaults to the cores available
+/// (at most the splits); 0 epochs is refused by name.
 #[test]
 fn cli_table_lists_what_the_splits_chose() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -477,8 +478,16 @@ fn cli_table_lists_what_the_splits_chose() {
     let out = bnn(&[&args[..6], &["--epochs", "1", "--json"]].concat());
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    // One job per core, at most one per split (the toy has 2).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert_eq!(v["jobs"], cores);
+    assert_eq!(v["jobs"], cores.min(2));
+
+    let out = bnn(&[&args[..6], &["--epochs", "0"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("invalid epochs"),
+        "{err}"
+    );
 }
 
 /// `dropout` sets MC dropout's rate when there is no grid, and is refused
