@@ -209,7 +209,7 @@ fn train_arm(
         config.training.fit_config(config.epochs),
         config.training.samples,
     );
-    let mut history = Vec::with_capacity(config.epochs);
+    let mut history = Vec::new();
     fit_observed(model, &split.train.xs, &split.train.ys, &train, bar, |s| {
         history.push(ArmEpoch {
             epoch: s.epoch + 1,
