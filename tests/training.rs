@@ -2,13 +2,16 @@
 //! validation messages, the non-finite guard, and that a fit actually learns
 //! a simple function with a consistent KL split.
 
+use std::ops::ControlFlow;
+
 use candle_bnn::elbo::KlSchedule;
 use candle_bnn::model::{BayesMlp, BayesMlpConfig, StochasticModel};
 use candle_bnn::predictive::predict;
 use candle_bnn::prior::Prior;
-use candle_bnn::train::{fit, TrainConfig};
+use candle_bnn::train::{fit, fit_observed, TrainConfig};
 use candle_bnn::{Error, Result};
 use candle_core::{Device, Tensor};
+use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
@@ -72,6 +75,37 @@ fn same_seeds_give_bitwise_identical_training_and_predictions() -> Result<()> {
     // A different model seed or shuffle seed gives different parameters.
     assert_ne!(pa, params(&run(43, 7)?)?, "model seed ignored");
     assert_ne!(pa, params(&run(42, 8)?)?, "train seed ignored");
+    Ok(())
+}
+
+/// An observer's `Break` ends training after that epoch, and the model is
+/// then exactly the model of a run that was asked for that many epochs.
+#[test]
+fn an_observer_can_stop_training_early() -> Result<()> {
+    let (xs, ys, _, _) = linear_data(64, 0.1, 1)?;
+    let cfg = BayesMlpConfig::new(1, &[8]);
+    let stopped = BayesMlp::new(cfg.clone(), 42, &Device::Cpu)?;
+    let mut seen = Vec::new();
+    let report = fit_observed(
+        &stopped,
+        &xs,
+        &ys,
+        &quiet(10, 7),
+        &ProgressBar::hidden(),
+        |s| {
+            seen.push(s.epoch);
+            Ok(match s.epoch {
+                2 => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+        },
+    )?;
+    assert_eq!(seen, [0, 1, 2]);
+    // 64 rows in batches of 16: 4 steps per epoch.
+    assert_eq!((report.epochs.len(), report.steps), (3, 12));
+    let full = BayesMlp::new(cfg, 42, &Device::Cpu)?;
+    fit(&full, &xs, &ys, &quiet(3, 7))?;
+    assert_eq!(params(&stopped)?, params(&full)?);
     Ok(())
 }
 
