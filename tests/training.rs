@@ -1,6 +1,7 @@
-//! Integration tests of training: bitwise reproducibility from seeds, config
-//! validation messages, the non-finite guard, and that a fit actually learns
-//! a simple function with a consistent KL split.
+//! Integration tests of training: bitwise reproducibility from seeds, early
+//! stopping by an observer, config validation messages, the non-finite
+//! guard, and that a fit actually learns a simple function with a
+//! consistent KL split.
 
 use std::ops::ControlFlow;
 
