@@ -60,7 +60,51 @@
 
 use std::ops::ControlFlow;
 
+use candle_core::Tensor;
+use indicatif::ProgressBar;
+
+use crate::model::StochasticModel;
+use crate::train::{fit_observed, TrainConfig, TrainReport};
 use crate::{Error, Result};
+
+/// Trains `model` on `xs`, `ys` for up to `stopping`'s last checkpoint
+/// (`config.epochs` is ignored), reading `validation_score` (higher is
+/// better) at each checkpoint and stopping as [`EarlyStopping`] says.
+/// Returns the best checkpoint's epochs and the report of the epochs run;
+/// the model is left as it was when training stopped. `bar` advances one
+/// per epoch run and should count the last checkpoint's epochs: those not
+/// run come off its length.
+pub fn fit_early_stopped<M: StochasticModel + ?Sized>(
+    model: &M,
+    (xs, ys): (&Tensor, &Tensor),
+    config: &TrainConfig,
+    mut stopping: EarlyStopping,
+    bar: &ProgressBar,
+    mut validation_score: impl FnMut() -> Result<f64> + Send,
+) -> Result<(usize, TrainReport)> {
+    let config = TrainConfig {
+        epochs: stopping.max_epochs(),
+        ..config.clone()
+    };
+    let report = fit_observed(model, xs, ys, &config, bar, |summary| {
+        stopping.after_epochs(summary.epoch + 1, &mut validation_score)
+    })?;
+    bar.dec_length((config.epochs - report.epochs.len()) as u64);
+    let (epochs, _) = stopping.best().ok_or_else(|| {
+        Error::invalid(
+            "validation score",
+            "NaN at every checkpoint",
+            "a number at one checkpoint at least",
+        )
+    })?;
+    Ok((epochs, report))
+}
+
+/// Checkpoints in a row without a better validation score before training
+/// stops, for the library's callers (`bnn uci --grid` for ensembles,
+/// [`crate::BayesRegressor::fit_early_stopped`]): two, so that one noisy
+/// reading (Boston's 91 validation rows) does not end it.
+pub const DEFAULT_PATIENCE: usize = 2;
 
 /// Early stopping at checkpoints spaced by doubling (see the module docs).
 #[derive(Debug, Clone, PartialEq)]

@@ -8,14 +8,15 @@
 //! p(y | x) = p'(y' | x') / s_y   ->   means: mean_y + s_y mu'_t,  stds: s_y sigma'_t
 //! ```
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use crate::calibrate::{self, Recalibration, RecalibrationMethod};
 use crate::data::{Dataset, Standardizer};
+use crate::early_stopping::{fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
 use crate::likelihood::LikelihoodKind;
 use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture, Intervals};
-use crate::train::{fit, TrainConfig, TrainReport};
+use crate::train::{fit, progress_bar, TrainConfig, TrainReport};
 use crate::{Error, Result};
 
 /// A trained regressor: the model, the scalings and names of its training
@@ -49,7 +50,55 @@ impl BayesRegressor {
         train: &TrainConfig,
         device: &Device,
     ) -> Result<Self> {
+        let (mut regressor, xs, ys) = Self::untrained(data, spec.into(), train, device)?;
+        regressor.report = fit(&regressor.model, &xs, &ys, train)?;
+        Ok(regressor)
+    }
+
+    /// [`Self::fit`] for a length chosen by early stopping. A seeded
+    /// `validation_fraction` of the rows is held out; a model trains on the
+    /// rest while the held-out log-likelihood (from `samples` draws) is read
+    /// at the doubling checkpoints `max(1, epochs / 16), …, epochs` of
+    /// [`EarlyStopping`], stopping after [`DEFAULT_PATIENCE`]
+    /// checkpoints without improvement. The regressor is then fitted on all
+    /// of `data` for the best checkpoint's epochs (its
+    /// `train_config().epochs`).
+    pub fn fit_early_stopped(
+        data: &Dataset,
+        spec: impl Into<NetworkSpec>,
+        train: &TrainConfig,
+        (validation_fraction, samples): (f64, usize),
+        device: &Device,
+    ) -> Result<Self> {
         let spec = spec.into();
+        let (fit_part, validation) = data.train_test_split(validation_fraction, train.seed)?;
+        let (probe, xs, ys) = Self::untrained(&fit_part, spec.clone(), train, device)?;
+        let stopping =
+            EarlyStopping::doubling((train.epochs / 16).max(1), train.epochs, DEFAULT_PATIENCE)?;
+        let bar = progress_bar(train);
+        let (epochs, _) =
+            fit_early_stopped(&probe.model, (&xs, &ys), train, stopping, &bar, || {
+                let ld = probe
+                    .predict_raw(&validation.x, samples)?
+                    .log_density(&validation.y)?;
+                Ok(ld.iter().sum::<f64>() / ld.len() as f64)
+            })?;
+        bar.finish_and_clear();
+        let chosen = TrainConfig {
+            epochs,
+            ..train.clone()
+        };
+        Self::fit(data, spec, &chosen, device)
+    }
+
+    /// The regressor of `spec` for `data`'s scalings and names, untrained,
+    /// with `data` standardized as tensors `(xs [N, d], ys [N, 1])`.
+    fn untrained(
+        data: &Dataset,
+        spec: NetworkSpec,
+        train: &TrainConfig,
+        device: &Device,
+    ) -> Result<(Self, Tensor, Tensor)> {
         check_gaussian_head(&spec)?;
         if spec.input_dim() != data.n_features() {
             return Err(Error::invalid(
@@ -60,23 +109,21 @@ impl BayesRegressor {
         }
         let (x_scaler, y_scaler) = Standardizer::fit_dataset(data)?;
         let scaled = data.standardized(&x_scaler, &y_scaler);
-        let model = spec.build(train.seed, device)?;
-        let report = fit(
-            &model,
-            &scaled.x_tensor(device)?,
-            &scaled.y_tensor(device)?,
-            train,
-        )?;
-        Ok(Self {
-            model,
+        let regressor = Self {
+            model: spec.build(train.seed, device)?,
             x_scaler,
             y_scaler,
             feature_names: data.feature_names.clone(),
             target_name: data.target_name.clone(),
             train: train.clone(),
-            report,
+            report: TrainReport::default(),
             recalibration: Recalibration::None,
-        })
+        };
+        Ok((
+            regressor,
+            scaled.x_tensor(device)?,
+            scaled.y_tensor(device)?,
+        ))
     }
 
     /// Reassembles a trained regressor (e.g. from a checkpoint), checking that

@@ -393,7 +393,9 @@ fn kl_dominance_warning(terms: &ElboValues, n: usize) -> Option<String> {
     })
 }
 
-fn progress_bar(config: &TrainConfig) -> ProgressBar {
+/// The bar [`fit`] draws: one step per epoch on a terminal when
+/// `config.progress`, hidden otherwise.
+pub(crate) fn progress_bar(config: &TrainConfig) -> ProgressBar {
     if !config.progress {
         return ProgressBar::hidden();
     }

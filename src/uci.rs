@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
-use crate::early_stopping::EarlyStopping;
+use crate::early_stopping::{fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
@@ -54,7 +54,7 @@ use crate::model::{BayesMlpConfig, StochasticModel};
 use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
-use crate::train::{fit_observed, fit_with_progress, TrainConfig};
+use crate::train::{fit_with_progress, TrainConfig};
 use crate::{Error, Result};
 
 /// Hidden units when the dataset has no `n_hidden.txt` (the published 50).
@@ -90,10 +90,6 @@ pub const EARLY_STOPPING_SHORTEST: usize = 16;
 /// of 400 to 4000 epochs, Boston's test log-likelihood peaks near 100
 /// epochs and yacht's near 2000 (docs/benchmarks.md).
 pub const EARLY_STOPPING_LONGEST: usize = 8;
-/// Checkpoints in a row without a better validation log-likelihood before
-/// an ensemble's early stopping ends its training: two, so that one noisy
-/// reading (Boston validates on 91 rows) does not end it.
-const EARLY_STOPPING_PATIENCE: usize = 2;
 /// Default fraction of each split's training rows held out to fit a
 /// recalibration.
 pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
@@ -945,7 +941,7 @@ impl Fitter<'_> {
     /// log-likelihood: one ensemble trained on the first 80% of the training
     /// indices, scored on the last 20% at the checkpoints of
     /// [`EarlyStopping::doubling`]`(first, last)`, and stopped once
-    /// [`EARLY_STOPPING_PATIENCE`] checkpoints in a row have not improved.
+    /// [`DEFAULT_PATIENCE`] checkpoints in a row have not improved.
     fn select_epochs(
         &self,
         train: &Dataset,
@@ -954,33 +950,18 @@ impl Fitter<'_> {
         seed: u64,
     ) -> Result<Hyper> {
         let (fit_part, val) = tail_split(train, VALIDATION_FRACTION)?;
-        let mut stopping = EarlyStopping::doubling(first, last, EARLY_STOPPING_PATIENCE)?;
-        let hyper = Hyper::Ensemble {
-            epochs: Some(stopping.max_epochs()),
-        };
+        let stopping = EarlyStopping::doubling(first, last, DEFAULT_PATIENCE)?;
+        let hyper = Hyper::Ensemble { epochs: None };
         let (scaled, model) = self.build(&fit_part, hyper, seed)?;
         let samples = self.samples_of(&model);
-        let report = fit_observed(
+        let (epochs, _) = fit_early_stopped(
             &model,
-            &scaled.xs,
-            &scaled.ys,
+            (&scaled.xs, &scaled.ys),
             &self.train_config(hyper, seed),
+            stopping,
             self.bar,
-            |summary| {
-                stopping.after_epochs(summary.epoch + 1, || {
-                    mean_log_likelihood(&scaled.predictive(&model, &val.x, samples)?, &val.y)
-                })
-            },
+            || mean_log_likelihood(&scaled.predictive(&model, &val.x, samples)?, &val.y),
         )?;
-        self.bar
-            .dec_length((stopping.max_epochs() - report.epochs.len()) as u64);
-        let (epochs, _) = stopping.best().ok_or_else(|| {
-            Error::invalid(
-                "validation log-likelihood",
-                "NaN at every checkpoint",
-                "a number at one checkpoint at least",
-            )
-        })?;
         self.bar.inc_length(epochs as u64);
         Ok(Hyper::Ensemble {
             epochs: Some(epochs),

@@ -302,6 +302,32 @@ fn hyperparameter_messages_use_the_flag_spelling() {
 }
 
 #[test]
+fn early_stopping_flags_are_checked_before_training() {
+    let f = Fixture::new(ROWS);
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["--validation-fraction", "0.3"],
+            &[
+                "validation-fraction",
+                "0.3",
+                "only together with --early-stopping",
+            ],
+        ),
+        (
+            &["--early-stopping", "--validation-fraction", "1"],
+            &["validation-fraction", "a fraction in (0, 1)"],
+        ),
+        (
+            &["--early-stopping", "--task", "classify"],
+            &["early-stopping", "--task regress"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        mentions(&f.train_fails(&f.good_csv(), extra), needles);
+    }
+}
+
+#[test]
 fn zero_gaussian_prior_sigma() {
     let f = Fixture::new(ROWS);
     let stderr = f.train_fails(&f.good_csv(), &["--prior", "gaussian:0"]);

@@ -123,6 +123,34 @@ fn parse_table(csv: &str) -> (String, Vec<[f64; 6]>) {
 // Reproducibility
 // ---------------------------------------------------------------------------
 
+/// `--early-stopping` trains for one of its checkpoints, says so in the
+/// JSON, and saves a model that predicts.
+#[test]
+fn early_stopping_trains_a_checkpoints_length_and_saves_a_working_model() {
+    let f = Fixture::new(ROWS);
+    let model = f.path("early");
+    let mut args = f.train_args(&f.good_csv(), &model, 0);
+    with_flags(
+        &mut args,
+        &[
+            "--method",
+            "ensemble",
+            "--epochs",
+            "32",
+            "--early-stopping",
+            "--json",
+        ],
+    );
+    let out = succeeds(&args);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let epochs = v["epochs"].as_u64().expect("epochs");
+    assert!([2, 4, 8, 16, 32].contains(&epochs), "{v}");
+    assert_eq!(v["early_stopping"]["max_epochs"], 32, "{v}");
+    assert_eq!(v["early_stopping"]["validation_fraction"], 0.2, "{v}");
+    let table = text(&predict(&model, &f.good_csv(), &[]).stdout);
+    assert_eq!(table.lines().count(), ROWS + 1, "{table}");
+}
+
 #[test]
 fn same_seed_gives_identical_models_and_predictions() {
     let f = Fixture::new(ROWS);

@@ -1,14 +1,18 @@
 //! Integration tests of training: bitwise reproducibility from seeds, early
-//! stopping by an observer, config validation messages, the non-finite
+//! stopping (by an observer, and a regressor's chosen length), config
+//! validation messages, the non-finite
 //! guard, and that a fit actually learns a simple function with a
 //! consistent KL split.
 
 use std::ops::ControlFlow;
 
+use candle_bnn::data::toy_gap;
 use candle_bnn::elbo::KlSchedule;
+use candle_bnn::ensemble::EnsembleConfig;
 use candle_bnn::model::{BayesMlp, BayesMlpConfig, StochasticModel};
 use candle_bnn::predictive::predict;
 use candle_bnn::prior::Prior;
+use candle_bnn::regressor::BayesRegressor;
 use candle_bnn::train::{fit, fit_observed, TrainConfig};
 use candle_bnn::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -107,6 +111,28 @@ fn an_observer_can_stop_training_early() -> Result<()> {
     let full = BayesMlp::new(cfg, 42, &Device::Cpu)?;
     fit(&full, &xs, &ys, &quiet(3, 7))?;
     assert_eq!(params(&stopped)?, params(&full)?);
+    Ok(())
+}
+
+/// `BayesRegressor::fit_early_stopped` trains for a checkpoint's epochs,
+/// and is then exactly `BayesRegressor::fit` for that many epochs on all
+/// the rows: the same predictive, bit for bit.
+#[test]
+fn an_early_stopped_regressor_is_the_plain_fit_of_the_chosen_length() -> Result<()> {
+    let data = toy_gap(200, 0.2, 3)?;
+    let spec = EnsembleConfig::new(1, &[16], 3);
+    let train = quiet(64, 5);
+    let stopped =
+        BayesRegressor::fit_early_stopped(&data, spec.clone(), &train, (0.25, 3), &Device::Cpu)?;
+    let epochs = stopped.train_config().epochs;
+    assert!(
+        [4, 8, 16, 32, 64].contains(&epochs),
+        "{epochs} epochs is no checkpoint of 64 / 16, …, 64"
+    );
+    assert_eq!(stopped.report().epochs.len(), epochs);
+    let plain = BayesRegressor::fit(&data, spec, &TrainConfig { epochs, ..train }, &Device::Cpu)?;
+    let grid: Vec<f64> = (0..50).map(|i| -3.0 + 0.12 * i as f64).collect();
+    assert_eq!(stopped.predict(&grid, 3)?, plain.predict(&grid, 3)?);
     Ok(())
 }
 

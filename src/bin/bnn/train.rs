@@ -121,7 +121,18 @@ pub struct TrainArgs {
     /// (classification); needs --calibration-fraction > 0.
     #[arg(long, value_enum)]
     recalibrate: Option<CalibrationMethod>,
-    /// Posterior samples per prediction when recalibrating.
+    /// Regression: choose the training length by early stopping. A seeded
+    /// --validation-fraction of the rows is held out and scored (held-out
+    /// log-likelihood) after epochs/16, epochs/8, ..., epochs; training stops
+    /// two checkpoints past the best, then the model is refit on all rows for
+    /// the best checkpoint's epochs.
+    #[arg(long)]
+    early_stopping: bool,
+    /// Fraction of the rows held out to choose the length with
+    /// --early-stopping, in (0, 1) [default: 0.2].
+    #[arg(long, allow_negative_numbers = true)]
+    validation_fraction: Option<f64>,
+    /// Posterior samples per prediction when recalibrating or early stopping.
     #[arg(long, default_value_t = 100)]
     samples: usize,
     /// Seed of the initialization, all noise and the minibatch order.
@@ -131,6 +142,9 @@ pub struct TrainArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// Rows held out by `--early-stopping` unless `--validation-fraction` says.
+const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
 
 /// Refuses a family-specific flag given with another family.
 fn only_for<T>(value: Option<T>, flag: &str, method: Method, wanted: Method) -> Result<()> {
@@ -300,6 +314,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ));
     }
 
+    if args.early_stopping && args.task == Task::Classify {
+        return Err(Error::invalid(
+            "early-stopping",
+            "--task classify",
+            "--task regress (the held-out score is a regression log-likelihood)",
+        ));
+    }
+    let validation_fraction = match (args.validation_fraction, args.early_stopping) {
+        (Some(f), false) => {
+            return Err(Error::invalid(
+                "validation-fraction",
+                f,
+                "only together with --early-stopping",
+            ))
+        }
+        (Some(f), true) if !(f > 0.0 && f < 1.0) => {
+            return Err(Error::invalid(
+                "validation-fraction",
+                f,
+                "a fraction in (0, 1)",
+            ))
+        }
+        (f, _) => f.unwrap_or(DEFAULT_VALIDATION_FRACTION),
+    };
+
     let all = read_csv(&args.data, &args.target, args.features.as_deref())?;
     let classes = match args.task {
         Task::Classify => count_classes(&all, &args.data)?,
@@ -315,6 +354,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let spec = args.spec(data.n_features(), args.head(classes)?)?;
     let device = Device::Cpu;
     let mut model: SavedModel = match args.task {
+        Task::Regress if args.early_stopping => BayesRegressor::fit_early_stopped(
+            &data,
+            spec,
+            &train,
+            (validation_fraction, args.samples),
+            &device,
+        )?
+        .into(),
         Task::Regress => BayesRegressor::fit(&data, spec, &train, &device)?.into(),
         Task::Classify => BayesClassifier::fit(&data, &spec, &train, &device)?.into(),
     };
@@ -336,14 +383,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
     let terms = report.last().map(|e| e.terms);
     let network = model.network();
+    // The epochs the saved model trained: fewer than --epochs when stopped early.
+    let epochs = report.epochs.len();
     if args.json {
         let out = json!({
             "method": network.spec().method(),
             "task": model.task().to_string(),
             "classes": (classes > 0).then_some(classes),
-            "epochs": args.epochs,
+            "epochs": epochs,
+            "early_stopping": args.early_stopping.then(|| json!({
+                "max_epochs": args.epochs,
+                "validation_fraction": validation_fraction,
+            })),
             "seconds": report.seconds,
-            "seconds_per_epoch": report.seconds / args.epochs as f64,
+            "seconds_per_epoch": report.seconds / epochs.max(1) as f64,
             "final": terms,
             "n_train": data.len(),
             "n_calibration": held_out.as_ref().map_or(0, |h| h.len()),
@@ -356,9 +409,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("{out}");
     } else {
         println!(
-            "trained {network} on {} rows x {} features in {:.1} s",
+            "trained {network} on {} rows x {} features for {epochs} epochs{} in {:.1} s",
             data.len(),
             data.n_features(),
+            match args.early_stopping {
+                true => format!(" (early-stopped, at most {})", args.epochs),
+                false => String::new(),
+            },
             report.seconds
         );
         if let Some(t) = terms {
