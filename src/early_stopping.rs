@@ -106,6 +106,15 @@ pub fn fit_early_stopped<M: StochasticModel + ?Sized>(
 /// reading (Boston's 91 validation rows) does not end it.
 pub const DEFAULT_PATIENCE: usize = 2;
 
+/// The first checkpoint below a training length of `epochs`: `epochs / 16`
+/// (at least 1), so that four doublings reach `epochs`. The library's
+/// callers start there: the shortest training that still scores differs by
+/// an order of magnitude between datasets (Boston's ensembles peak near 100
+/// of 400 epochs, docs/benchmarks.md).
+pub fn first_checkpoint(epochs: usize) -> usize {
+    (epochs / 16).max(1)
+}
+
 /// Early stopping at checkpoints spaced by doubling (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EarlyStopping {

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 
 use crate::calibrate::{self, Recalibration, RecalibrationMethod};
 use crate::data::{Dataset, Standardizer};
-use crate::early_stopping::{fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
+use crate::early_stopping::{first_checkpoint, fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
 use crate::likelihood::LikelihoodKind;
 use crate::network::{Network, NetworkSpec};
 use crate::predictive::{predict, GaussianMixture, Intervals};
@@ -58,8 +58,8 @@ impl BayesRegressor {
     /// [`Self::fit`] for a length chosen by early stopping. A seeded
     /// `validation_fraction` of the rows is held out; a model trains on the
     /// rest while the held-out log-likelihood (from `samples` draws) is read
-    /// at the doubling checkpoints `max(1, epochs / 16), …, epochs` of
-    /// [`EarlyStopping`], stopping after [`DEFAULT_PATIENCE`]
+    /// at the doubling checkpoints [`first_checkpoint`]`(epochs), …, epochs`
+    /// of [`EarlyStopping`], stopping after [`DEFAULT_PATIENCE`]
     /// checkpoints without improvement. The regressor is then fitted on all
     /// of `data` for the best checkpoint's epochs (its
     /// `train_config().epochs`).
@@ -73,13 +73,18 @@ impl BayesRegressor {
         let spec = spec.into();
         let (fit_part, validation) = data.train_test_split(validation_fraction, train.seed)?;
         let (probe, xs, ys) = Self::untrained(&fit_part, spec.clone(), train, device)?;
-        let stopping =
-            EarlyStopping::doubling((train.epochs / 16).max(1), train.epochs, DEFAULT_PATIENCE)?;
+        let stopping = EarlyStopping::doubling(
+            first_checkpoint(train.epochs),
+            train.epochs,
+            DEFAULT_PATIENCE,
+        )?;
         let bar = progress_bar(train);
         let (epochs, _) =
             fit_early_stopped(&probe.model, (&xs, &ys), train, stopping, &bar, || {
+                // From the training noise stream: reseeding it at every
+                // checkpoint would replay the same noise after each one.
                 let ld = probe
-                    .predict_raw(&validation.x, samples)?
+                    .predict_from_stream(&validation.x, samples)?
                     .log_density(&validation.y)?;
                 Ok(ld.iter().sum::<f64>() / ld.len() as f64)
             })?;
@@ -219,8 +224,14 @@ impl BayesRegressor {
         samples: usize,
         seed: u64,
     ) -> Result<GaussianMixture> {
-        let xs = self.x_scaler.transform_tensor(x, self.model.device())?;
         self.model.reseed(seed);
+        self.predict_from_stream(x, samples)
+    }
+
+    /// The raw predictive of `x`, its draws taken from the model's noise
+    /// stream where it stands.
+    fn predict_from_stream(&self, x: &[f64], samples: usize) -> Result<GaussianMixture> {
+        let xs = self.x_scaler.transform_tensor(x, self.model.device())?;
         predict(&self.model, &xs, samples)?
             .into_regression()?
             .affine(self.y_scaler.mean[0], self.y_scaler.scale[0])

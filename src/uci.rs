@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
-use crate::early_stopping::{fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
+use crate::early_stopping::{first_checkpoint, fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
@@ -83,10 +83,9 @@ const VALIDATION_FRACTION: f64 = 0.2;
 /// edges: as many as the published 4 × 3 grid, so extending at most
 /// doubles a split's cost.
 pub const MAX_GRID_EXTENSION_FITS: usize = 12;
-/// With `--grid`, an ensemble's first early-stopping checkpoint is the run's
-/// epochs divided by this (400 -> 25)...
-pub const EARLY_STOPPING_SHORTEST: usize = 16;
-/// ... and its last the run's epochs times this (400 -> 3200): on 20 splits
+/// With `--grid`, an ensemble's last early-stopping checkpoint is the run's
+/// epochs times this (400 -> 3200; the first is
+/// [`crate::early_stopping::first_checkpoint`], 25): on 20 splits
 /// of 400 to 4000 epochs, Boston's test log-likelihood peaks near 100
 /// epochs and yacht's near 2000 (docs/benchmarks.md).
 pub const EARLY_STOPPING_LONGEST: usize = 8;
@@ -335,8 +334,8 @@ pub struct UciConfig {
     pub epochs: Option<usize>,
     /// Select hyperparameters per split on a validation set: MC dropout's
     /// rate × tau, BBB's prior, an ensemble's training length (early
-    /// stopping between `epochs /` [`EARLY_STOPPING_SHORTEST`] and
-    /// `epochs ×` [`EARLY_STOPPING_LONGEST`]).
+    /// stopping between `epochs / 16` and `epochs ×`
+    /// [`EARLY_STOPPING_LONGEST`]).
     pub grid: bool,
     /// With `grid`, for MC dropout: when a split's best grid point lies on
     /// an edge of the grid (the largest tau, the smallest rate, ...), keep
@@ -807,10 +806,10 @@ pub fn mean_log_likelihood(dist: &GaussianMixture, ys: &[f64]) -> Result<f64> {
 
 /// The first and last early-stopping checkpoints of an ensemble's `--grid`
 /// in a run of `epochs`: `(max(1, epochs / 16), 8 epochs)`
-/// ([`EARLY_STOPPING_SHORTEST`], [`EARLY_STOPPING_LONGEST`]).
+/// ([`first_checkpoint`], [`EARLY_STOPPING_LONGEST`]).
 pub fn early_stopping_range(epochs: usize) -> (usize, usize) {
     (
-        (epochs / EARLY_STOPPING_SHORTEST).max(1),
+        first_checkpoint(epochs),
         epochs.saturating_mul(EARLY_STOPPING_LONGEST),
     )
 }
@@ -818,7 +817,7 @@ pub fn early_stopping_range(epochs: usize) -> (usize, usize) {
 /// How each split of a run chooses its hyperparameters: the defaults
 /// without a grid; with one, a grid over them, or for ensembles the
 /// training length, by early stopping between `epochs /`
-/// [`EARLY_STOPPING_SHORTEST`] and `epochs ×` [`EARLY_STOPPING_LONGEST`].
+/// [`first_checkpoint`] and `epochs ×` [`EARLY_STOPPING_LONGEST`].
 fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Selection> {
     if config.dropout.is_some() && (config.grid || config.method != UciMethod::McDropout) {
         return Err(Error::invalid(
