@@ -135,7 +135,7 @@ impl KlSchedule {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         match *self {
             KlSchedule::Constant { beta } if !(beta.is_finite() && beta >= 0.0) => {
                 Err(Error::invalid("kl beta", beta, "a finite number >= 0"))

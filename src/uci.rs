@@ -18,7 +18,8 @@
 //! first 80%), then retrains on all its training rows: dropout rate × tau
 //! from the dataset's grid files for MC dropout (where a file is missing,
 //! [`DEFAULT_DROPOUT_RATES`] and noise levels relative to the split's target
-//! std, [`DEFAULT_NOISE_FRACTIONS`]), a few priors for BBB, and
+//! std, [`DEFAULT_NOISE_FRACTIONS`]), the KL weight for BBB
+//! ([`BBB_KL_BETAS`]: the ELBO or a tempered posterior), and
 //! for ensembles the training length, by early stopping at doubling
 //! checkpoints ([`crate::early_stopping`]). With
 //! `extend_grid`, an MC-dropout optimum on the grid's edge is followed past
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::{self, RecalibrationMethod};
 use crate::data::{Dataset, SplitDir, Standardizer};
 use crate::early_stopping::{first_checkpoint, fit_early_stopped, EarlyStopping, DEFAULT_PATIENCE};
+use crate::elbo::KlSchedule;
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
@@ -77,6 +79,16 @@ pub const DEFAULT_DROPOUT_RATES: [f64; 4] = [0.005, 0.01, 0.05, 0.1];
 /// `s_y`: `tau = 1 / (f s_y)²`. The published grids' noise stds span
 /// `f` = 0.08 (yacht) to 0.38 (concrete); these span them on a ratio of 2.
 pub const DEFAULT_NOISE_FRACTIONS: [f64; 4] = [0.05, 0.1, 0.2, 0.4];
+/// BBB's KL weights `beta` for `--grid`: the loss per row is
+/// `NLL + beta KL(q || p) / N`, so `beta = 1` is the ELBO and `beta < 1` a
+/// tempered posterior (Wenzel et al. 2020, "How good is the Bayes
+/// posterior in deep neural networks really?"), the usual remedy for
+/// mean-field VI's underfitting (Trippe & Turner 2018, "Overpruning in
+/// variational Bayesian neural networks"). Spaced by 2 from the ELBO down;
+/// on 20 Boston splits (docs/benchmarks.md), 0.5 beats 1 on both test RMSE
+/// and log-likelihood and 0.1 over-fits the noise badly, which the
+/// validation rows see.
+pub const BBB_KL_BETAS: [f64; 3] = [1.0, 0.5, 0.25];
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
 /// Most extra fits per split when the MC-dropout grid is extended past its
@@ -135,10 +147,14 @@ impl FromStr for UciMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Hyper {
-    /// BBB with this prior.
+    /// BBB with this prior and KL weight.
     Bbb {
         /// Prior (and initializer).
         prior: Prior,
+        /// KL weight `beta` of the loss `NLL + beta KL / N` (1 = the ELBO;
+        /// reports written before it existed were all 1).
+        #[serde(default = "elbo_kl_beta")]
+        kl_beta: f64,
     },
     /// MC dropout with rate `p` and a fixed model precision `tau` (original
     /// target units), or a learned noise level when `tau` is `None`.
@@ -157,6 +173,11 @@ pub enum Hyper {
     },
 }
 
+/// The ELBO's KL weight, 1.
+fn elbo_kl_beta() -> f64 {
+    1.0
+}
+
 impl Hyper {
     /// `[p, tau]` of an MC-dropout grid point (a fixed precision).
     fn dropout_grid_point(&self) -> Option<[f64; 2]> {
@@ -173,14 +194,24 @@ impl Hyper {
             _ => None,
         }
     }
+
+    /// The KL weight of the loss: BBB's `kl_beta`; 1 (the ELBO) for the
+    /// others.
+    fn kl_schedule(&self) -> KlSchedule {
+        match *self {
+            Hyper::Bbb { kl_beta, .. } => KlSchedule::Constant { beta: kl_beta },
+            _ => KlSchedule::default(),
+        }
+    }
 }
 
-/// One line per choice, as `bnn uci` lists a grid's choices: `prior he`,
+/// One line per choice, as `bnn uci` lists a grid's choices:
+/// `prior he, kl beta 0.5`,
 /// `p 0.01, tau 0.15`, `p 0.05, learned noise`, `1600 epochs`.
 impl fmt::Display for Hyper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Hyper::Bbb { prior } => write!(f, "prior {prior}"),
+            Hyper::Bbb { prior, kl_beta } => write!(f, "prior {prior}, kl beta {kl_beta}"),
             Hyper::McDropout { p, tau: Some(tau) } => {
                 write!(f, "p {p}, tau {}", four_significant_digits(tau))
             }
@@ -333,7 +364,7 @@ pub struct UciConfig {
     /// base epochs].
     pub epochs: Option<usize>,
     /// Select hyperparameters per split on a validation set: MC dropout's
-    /// rate × tau, BBB's prior, an ensemble's training length (early
+    /// rate × tau, BBB's KL weight ([`BBB_KL_BETAS`]), an ensemble's training length (early
     /// stopping between `epochs / 16` and `epochs ×`
     /// [`EARLY_STOPPING_LONGEST`]).
     pub grid: bool,
@@ -363,6 +394,9 @@ pub struct UciConfig {
     pub calibration_fraction: Option<f64>,
     /// MC dropout's rate without a grid [default: 0.05].
     pub dropout: Option<f64>,
+    /// BBB's KL weight `beta` without a grid, ≥ 0 [default: 1, the ELBO;
+    /// `--grid` chooses among [`BBB_KL_BETAS`]].
+    pub kl_beta: Option<f64>,
     /// Splits run at once, each on a thread of a pool of this size that
     /// its own tensor operations share [default: 1]. Every split has its own
     /// seed and model, and no kernel's result depends on the thread that
@@ -392,6 +426,7 @@ impl UciConfig {
             recalibrate: None,
             calibration_fraction: None,
             dropout: None,
+            kl_beta: None,
             jobs: 1,
         }
     }
@@ -826,6 +861,16 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
             "a rate for mc-dropout without --grid (the grid chooses its own)",
         ));
     }
+    if let Some(beta) = config.kl_beta {
+        if config.grid || config.method != UciMethod::Bbb {
+            return Err(Error::invalid(
+                "kl_beta",
+                beta,
+                "a KL weight for bbb without --grid (the grid chooses its own)",
+            ));
+        }
+        KlSchedule::Constant { beta }.validate()?;
+    }
     if config.extend_grid && !(config.grid && config.method == UciMethod::McDropout) {
         return Err(Error::invalid(
             "extend_grid",
@@ -837,6 +882,7 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
         return Ok(Selection::Fixed(match config.method {
             UciMethod::Bbb => Hyper::Bbb {
                 prior: Prior::default(),
+                kl_beta: config.kl_beta.unwrap_or_else(elbo_kl_beta),
             },
             UciMethod::McDropout => Hyper::McDropout {
                 p: config.dropout.unwrap_or(DEFAULT_DROPOUT),
@@ -847,15 +893,13 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
     }
     match config.method {
         UciMethod::Bbb => Ok(Selection::Grid(
-            [
-                Prior::He,
-                Prior::Glorot,
-                Prior::standard(),
-                Prior::gaussian(0.3)?,
-            ]
-            .into_iter()
-            .map(|prior| Hyper::Bbb { prior })
-            .collect(),
+            BBB_KL_BETAS
+                .into_iter()
+                .map(|kl_beta| Hyper::Bbb {
+                    prior: Prior::default(),
+                    kl_beta,
+                })
+                .collect(),
         )),
         UciMethod::McDropout => Ok(Selection::DropoutGrid(DropoutGrid {
             rates: dir
@@ -990,6 +1034,7 @@ impl Fitter<'_> {
             batch_size: self.batch_size,
             lr: self.lr,
             seed,
+            kl_schedule: hyper.kl_schedule(),
             progress: false,
             ..TrainConfig::default()
         }
@@ -1012,7 +1057,7 @@ impl Fitter<'_> {
         let d = train.n_features();
         let (s_y, hidden) = (scaled.y_scale(), [self.hidden]);
         let spec = match hyper {
-            Hyper::Bbb { prior } => NetworkSpec::Bbb(BayesMlpConfig {
+            Hyper::Bbb { prior, .. } => NetworkSpec::Bbb(BayesMlpConfig {
                 prior,
                 ..BayesMlpConfig::new(d, &hidden)
             }),
@@ -1047,7 +1092,13 @@ mod tests {
     #[test]
     fn hyperparameters_print_as_the_cli_lists_them() {
         let cases = [
-            (Hyper::Bbb { prior: Prior::He }, "prior he"),
+            (
+                Hyper::Bbb {
+                    prior: Prior::He,
+                    kl_beta: 0.5,
+                },
+                "prior he, kl beta 0.5",
+            ),
             (
                 Hyper::McDropout {
                     p: 0.01,
@@ -1083,6 +1134,23 @@ mod tests {
         assert_eq!(four_significant_digits(12345.6), "12346");
         assert_eq!(four_significant_digits(0.0), "0");
         assert_eq!(four_significant_digits(f64::INFINITY), "inf");
+    }
+
+    /// Reports written before BBB had a KL weight (and before an ensemble
+    /// had a training length) still parse, as the ELBO and the run's epochs.
+    #[test]
+    fn older_reports_hyperparameters_parse_with_their_defaults() -> Result<()> {
+        let bbb: Hyper = serde_json::from_str(r#"{"kind":"bbb","prior":{"kind":"he"}}"#)?;
+        assert_eq!(
+            bbb,
+            Hyper::Bbb {
+                prior: Prior::He,
+                kl_beta: 1.0
+            }
+        );
+        let ensemble: Hyper = serde_json::from_str(r#"{"kind":"ensemble"}"#)?;
+        assert_eq!(ensemble, Hyper::Ensemble { epochs: None });
+        Ok(())
     }
 
     #[test]

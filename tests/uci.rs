@@ -12,7 +12,7 @@ use std::process::Command;
 use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
 use candle_bnn::prior::Prior;
-use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport};
+use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS};
 use candle_bnn::{Error, Result};
 use indicatif::ProgressBar;
 use split_dir::{write_split_dir, RATES, TAUS};
@@ -73,6 +73,7 @@ fn every_method_reports_consistent_scores_over_two_splits() -> Result<()> {
         let default_hyper = match method {
             UciMethod::Bbb => Hyper::Bbb {
                 prior: Prior::default(),
+                kl_beta: 1.0,
             },
             UciMethod::McDropout => Hyper::McDropout { p: 0.05, tau: None },
             UciMethod::Ensemble => Hyper::Ensemble { epochs: None },
@@ -174,19 +175,46 @@ fn the_grid_chooses_among_its_candidates_per_split() -> Result<()> {
         assert!(s.rmse.is_finite() && s.ll.is_finite());
     }
 
-    let r = run(&dir, &config(UciMethod::Bbb, Some(3), true))?;
-    let priors = [
-        Prior::He,
-        Prior::Glorot,
-        Prior::standard(),
-        Prior::gaussian(0.3)?,
-    ];
-    for s in &r.per_split {
-        match s.hyper {
-            Hyper::Bbb { prior } => assert!(priors.contains(&prior), "{prior:?}"),
-            other => panic!("split {}: {other:?} is not a BBB prior", s.split),
-        }
+    Ok(())
+}
+
+/// BBB's grid chooses a KL weight per split among [`BBB_KL_BETAS`], with
+/// the default prior, and its final model is the plain run with that
+/// weight: the same bits as `kl_beta` without a grid. The weight reaches
+/// the loss: 0.25 and 1 train different models.
+#[test]
+fn the_bbb_grid_chooses_the_kl_weight() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let with_beta = |kl_beta| UciConfig {
+        kl_beta: Some(kl_beta),
+        ..config(UciMethod::Bbb, Some(3), false)
+    };
+    let chosen = run(&dir, &config(UciMethod::Bbb, Some(3), true))?;
+    for s in &chosen.per_split {
+        let Hyper::Bbb {
+            prior: Prior::He,
+            kl_beta,
+        } = s.hyper
+        else {
+            panic!("split {}: {:?} is no BBB grid point", s.split, s.hyper);
+        };
+        assert!(BBB_KL_BETAS.contains(&kl_beta), "{kl_beta}");
+        let plain = run(&dir, &with_beta(kl_beta))?;
+        let p = &plain.per_split[s.split];
+        assert_eq!(p.hyper, s.hyper);
+        assert_eq!(
+            (p.rmse, p.ll, p.picp95),
+            (s.rmse, s.ll, s.picp95),
+            "split {}: the refit is not the plain run with kl beta {kl_beta}",
+            s.split
+        );
     }
+    let (tempered, elbo) = (run(&dir, &with_beta(0.25))?, run(&dir, &with_beta(1.0))?);
+    assert_ne!(tempered.per_split[0].ll, elbo.per_split[0].ll);
+    let default = run(&dir, &config(UciMethod::Bbb, Some(3), false))?;
+    let lls = |r: &UciReport| r.per_split.iter().map(|s| s.ll).collect::<Vec<_>>();
+    assert_eq!(lls(&elbo), lls(&default), "the default is the ELBO");
     Ok(())
 }
 
@@ -435,6 +463,18 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid lr") && err.contains("-1"), "{err}");
 
+    let out = bnn(&["uci", "--dir", dir_arg, "--kl-beta", "-1", "--epochs", "1"]);
+    assert!(!out.status.success(), "--kl-beta -1 succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid kl beta") && err.contains("-1"),
+        "{err}"
+    );
+    let out = bnn(&["uci", "--dir", dir_arg, "--kl-beta", "0.5", "--grid"]);
+    assert!(!out.status.success(), "--kl-beta with --grid succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kl-beta") && err.contains("--grid"), "{err}");
+
     let out = bnn(&["uci", "--dir", dir_arg, "--splits", "3", "--epochs", "1"]);
     assert!(!out.status.success(), "--splits 3 of 2 succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -492,15 +532,22 @@ fn cli_table_lists_what_the_splits_chose() {
 
 /// `dropout` sets MC dropout's rate when there is no grid, and is refused
 /// where it would be ignored (other methods, or with the grid).
+/// A method's own setting (MC dropout's rate, BBB's KL weight) is used
+/// without a grid, and refused by name with a grid (which chooses its
+/// own), for another method, or out of range.
 #[test]
-fn dropout_rate_is_used_without_a_grid_and_refused_elsewhere() -> Result<()> {
+fn method_settings_are_used_without_a_grid_and_refused_elsewhere() -> Result<()> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
-    let with = |method, grid, p| UciConfig {
+    let dropout = |method, grid, p| UciConfig {
         dropout: Some(p),
         ..config(method, Some(2), grid)
     };
-    let report = run(&dir, &with(UciMethod::McDropout, false, 0.01))?;
+    let kl_beta = |method, grid, beta| UciConfig {
+        kl_beta: Some(beta),
+        ..config(method, Some(2), grid)
+    };
+    let report = run(&dir, &dropout(UciMethod::McDropout, false, 0.01))?;
     for s in &report.per_split {
         assert!(
             matches!(s.hyper, Hyper::McDropout { p, tau: None } if p == 0.01),
@@ -508,18 +555,29 @@ fn dropout_rate_is_used_without_a_grid_and_refused_elsewhere() -> Result<()> {
             s.hyper
         );
     }
-    assert_eq!(
-        invalid_name(run(&dir, &with(UciMethod::Bbb, false, 0.01))),
-        "dropout"
-    );
-    assert_eq!(
-        invalid_name(run(&dir, &with(UciMethod::McDropout, true, 0.01))),
-        "dropout"
-    );
-    assert_eq!(
-        invalid_name(run(&dir, &with(UciMethod::McDropout, false, 1.0))),
-        "dropout"
-    );
+    let report = run(&dir, &kl_beta(UciMethod::Bbb, false, 0.5))?;
+    for s in &report.per_split {
+        assert_eq!(
+            s.hyper,
+            Hyper::Bbb {
+                prior: Prior::He,
+                kl_beta: 0.5
+            }
+        );
+    }
+    let refused = [
+        (dropout(UciMethod::Bbb, false, 0.01), "dropout"),
+        (dropout(UciMethod::McDropout, true, 0.01), "dropout"),
+        (dropout(UciMethod::McDropout, false, 1.0), "dropout"),
+        (kl_beta(UciMethod::McDropout, false, 0.5), "kl_beta"),
+        (kl_beta(UciMethod::Ensemble, false, 0.5), "kl_beta"),
+        (kl_beta(UciMethod::Bbb, true, 0.5), "kl_beta"),
+        (kl_beta(UciMethod::Bbb, false, -0.5), "kl beta"),
+        (kl_beta(UciMethod::Bbb, false, f64::NAN), "kl beta"),
+    ];
+    for (config, name) in refused {
+        assert_eq!(invalid_name(run(&dir, &config)), name, "{config:?}");
+    }
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub struct UciArgs {
     /// the training rows): dropout rate x tau for mc-dropout (the dataset's
     /// dropout_rates.txt x tau_values.txt; where missing, rates 0.005, 0.01,
     /// 0.05, 0.1 and noise stds 0.05, 0.1, 0.2, 0.4 x the training target's
-    /// std), the prior for bbb, the training length for ensemble (early
+    /// std), the KL weight for bbb (1, 0.5, 0.25), the training length for ensemble (early
     /// stopping at doubling checkpoints from epochs/16 to 8 x epochs).
     #[arg(long)]
     grid: bool,
@@ -65,6 +65,10 @@ pub struct UciArgs {
     /// MC dropout's rate p without --grid [default: 0.05].
     #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
+    /// BBB's KL weight beta without --grid: the loss per row is NLL + beta
+    /// KL / N; 1 is the ELBO, below 1 a tempered posterior [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    kl_beta: Option<f64>,
     /// Splits run at once, one thread each (their tensor operations share
     /// the threads): the scores are the same bits for any value, the wall
     /// time falls toward 1/J on J cores, the memory grows with J [default:
@@ -99,6 +103,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         recalibrate: args.recalibrate,
         calibration_fraction: args.calibration_fraction,
         dropout: args.dropout,
+        kl_beta: args.kl_beta,
         jobs: args.jobs(),
         ..UciConfig::new(args.method)
     };
