@@ -138,7 +138,7 @@ impl KlSchedule {
     pub(crate) fn validate(&self) -> Result<()> {
         match *self {
             KlSchedule::Constant { beta } if !(beta.is_finite() && beta >= 0.0) => {
-                Err(Error::invalid("kl beta", beta, "a finite number >= 0"))
+                Err(Error::invalid("kl_beta", beta, "a finite number >= 0"))
             }
             KlSchedule::LinearWarmup { epochs } if !(epochs.is_finite() && epochs > 0.0) => {
                 Err(Error::invalid("kl warm-up epochs", epochs, "a number > 0"))

@@ -27,8 +27,9 @@ use crate::model::StochasticModel;
 use crate::tuning::on_compute_pool;
 use crate::{Error, Result};
 
-/// KL/N this many times larger than |NLL| (and than 1 nat) triggers the
-/// "prior dominates" warning: the posterior will then barely leave the prior.
+/// A weighted `beta KL / N` this many times larger than |NLL| (and than 1
+/// nat) triggers the "prior dominates" warning: the posterior will then
+/// barely leave the prior.
 const KL_DOMINANCE_RATIO: f64 = 10.0;
 
 /// Optimization settings.
@@ -280,7 +281,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
         // At the end only: early on the KL is inflated by the small initial
         // posterior variance, and says nothing yet about the fit.
         if epoch + 1 == config.epochs || flow.is_break() {
-            if let Some(w) = kl_dominance_warning(&terms, n) {
+            if let Some(w) = kl_dominance_warning(&terms, beta, n) {
                 bar.suspend(|| eprintln!("warning: {w}"));
                 report.warnings.push(w);
             }
@@ -382,12 +383,14 @@ fn check_gradients(
     })
 }
 
-fn kl_dominance_warning(terms: &ElboValues, n: usize) -> Option<String> {
-    let kl_per_example = terms.kl / n as f64;
+/// The "prior dominates" warning, when the KL term of the loss, `beta KL /
+/// N`, exceeds [`KL_DOMINANCE_RATIO`] × max(|NLL|, 1).
+fn kl_dominance_warning(terms: &ElboValues, beta: f64, n: usize) -> Option<String> {
+    let weighted_kl = beta * terms.kl / n as f64;
     let scale = terms.nll.abs().max(1.0);
-    (kl_per_example > KL_DOMINANCE_RATIO * scale).then(|| {
+    (weighted_kl > KL_DOMINANCE_RATIO * scale).then(|| {
         format!(
-            "KL/N = {kl_per_example:.3} is over {KL_DOMINANCE_RATIO}x the NLL ({:.3}): the prior dominates and the posterior will stay close to it (underfit). More data, a wider prior, or a KL warm-up may help.",
+            "the KL term beta KL/N = {weighted_kl:.3} (beta {beta}) is over {KL_DOMINANCE_RATIO}x the NLL ({:.3}): the prior dominates and the posterior will stay close to it (underfit). More data, a wider prior, a KL warm-up or a KL weight below 1 may help.",
             terms.nll
         )
     })

@@ -452,6 +452,20 @@ fn zero_kl_warmup() {
     mentions(&stderr, &["kl-warmup", "got 0", "> 0"]);
 }
 
+/// A KL weight must be ≥ 0, and is refused beside a warm-up (which sets
+/// the weight itself).
+#[test]
+fn negative_kl_beta_and_kl_beta_with_a_warm_up() {
+    let f = Fixture::new(ROWS);
+    let stderr = f.train_fails(&f.good_csv(), &["--kl-beta", "-0.5"]);
+    mentions(&stderr, &["kl-beta", "got -0.5", ">= 0"]);
+    let stderr = f.train_fails(&f.good_csv(), &["--kl-beta", "0.5", "--kl-warmup", "3"]);
+    mentions(
+        &stderr,
+        &["--kl-beta", "--kl-warmup", "cannot be used with"],
+    );
+}
+
 /// `--lr -1` (space-separated) is taken by clap for an unknown flag `-1`:
 /// "unexpected argument '-1' found", which does not say the value was
 /// accepted syntax but out of range. `--lr=-1` gives the right message.

@@ -151,6 +151,30 @@ fn early_stopping_trains_a_checkpoints_length_and_saves_a_working_model() {
     assert_eq!(table.lines().count(), ROWS + 1, "{table}");
 }
 
+/// `--kl-beta` weighs the KL in the loss the JSON reports, `loss = nll +
+/// beta kl / n_train` (per-epoch means, each term linear in the batches),
+/// and is saved with the model.
+#[test]
+fn kl_beta_weighs_the_reported_loss_and_is_saved() {
+    let f = Fixture::new(ROWS);
+    let (model, v) = train_json(&f, &f.good_csv(), "tempered", &["--kl-beta", "0.25"]);
+    let t = &v["final"];
+    let term = |key: &str| t[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+    let n = v["n_train"].as_f64().expect("n_train");
+    let want = term("nll") + 0.25 * term("kl") / n;
+    // f32 sums of the per-batch terms: relative 1e-5.
+    assert!(
+        (term("loss") - want).abs() <= 1e-5 * want.abs(),
+        "loss {} vs {want}",
+        term("loss")
+    );
+    let saved = &model_json(&model)["train"]["kl_schedule"];
+    assert_eq!(
+        (&saved["kind"], &saved["beta"]),
+        (&"constant".into(), &0.25.into())
+    );
+}
+
 #[test]
 fn same_seed_gives_identical_models_and_predictions() {
     let f = Fixture::new(ROWS);
@@ -563,6 +587,7 @@ fn train_help_lists_every_flag() {
             "--batch-size",
             "--lr",
             "--kl-warmup",
+            "--kl-beta",
             "--seed",
             "--json",
             // The values, too.

@@ -368,3 +368,29 @@ fn training_learns_a_line_and_reports_a_consistent_kl_split() -> Result<()> {
     assert!(s < 0.5, "noise std {s}");
     Ok(())
 }
+
+/// The "prior dominates" warning weighs the KL as the loss does: on 10
+/// rows, a 1 → 50 → 1 network's KL/N is about 60 nats at its initial
+/// posterior (151 weights, about ln 100 nats each), so the ELBO warns;
+/// a KL weight of 0.01 makes the term 0.6 nats, under the NLL, and
+/// silences it.
+#[test]
+fn the_prior_dominance_warning_weighs_the_kl_by_beta() -> Result<()> {
+    let (xs, ys, _, _) = linear_data(10, 0.1, 0)?;
+    let warnings = |beta: f64| -> Result<Vec<String>> {
+        let model = BayesMlp::new(BayesMlpConfig::new(1, &[50]), 0, &Device::Cpu)?;
+        let config = TrainConfig {
+            kl_schedule: KlSchedule::Constant { beta },
+            ..quiet(5, 0)
+        };
+        Ok(fit(&model, &xs, &ys, &config)?.warnings)
+    };
+    let elbo = warnings(1.0)?;
+    assert_eq!(elbo.len(), 1, "{elbo:?}");
+    assert!(
+        elbo[0].contains("beta KL/N") && elbo[0].contains("(beta 1)"),
+        "{elbo:?}"
+    );
+    assert_eq!(warnings(0.01)?, Vec::<String>::new());
+    Ok(())
+}

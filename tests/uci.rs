@@ -467,7 +467,7 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert!(!out.status.success(), "--kl-beta -1 succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("invalid kl beta") && err.contains("-1"),
+        err.contains("invalid kl-beta") && err.contains("-1"),
         "{err}"
     );
     let out = bnn(&["uci", "--dir", dir_arg, "--kl-beta", "0.5", "--grid"]);
@@ -572,8 +572,8 @@ fn method_settings_are_used_without_a_grid_and_refused_elsewhere() -> Result<()>
         (kl_beta(UciMethod::McDropout, false, 0.5), "kl_beta"),
         (kl_beta(UciMethod::Ensemble, false, 0.5), "kl_beta"),
         (kl_beta(UciMethod::Bbb, true, 0.5), "kl_beta"),
-        (kl_beta(UciMethod::Bbb, false, -0.5), "kl beta"),
-        (kl_beta(UciMethod::Bbb, false, f64::NAN), "kl beta"),
+        (kl_beta(UciMethod::Bbb, false, -0.5), "kl_beta"),
+        (kl_beta(UciMethod::Bbb, false, f64::NAN), "kl_beta"),
     ];
     for (config, name) in refused {
         assert_eq!(invalid_name(run(&dir, &config)), name, "{config:?}");

@@ -113,6 +113,11 @@ pub struct TrainArgs {
     /// Phase the KL weight in linearly over this many epochs [default: none].
     #[arg(long, allow_negative_numbers = true)]
     kl_warmup: Option<f64>,
+    /// Weight beta of the KL (MC dropout's: its weight decay) in the loss
+    /// NLL + beta KL / N, >= 0: 1 is the ELBO, below 1 a tempered posterior
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "kl_warmup")]
+    kl_beta: Option<f64>,
     /// Hold out this fraction of the rows (seeded) for recalibration, in [0, 1).
     #[arg(long, default_value_t = 0.0)]
     calibration_fraction: f64,
@@ -265,9 +270,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         batch_size: args.batch_size,
         lr: args.lr,
         seed: args.seed,
-        kl_schedule: match args.kl_warmup {
-            Some(epochs) => KlSchedule::LinearWarmup { epochs },
-            None => KlSchedule::default(),
+        kl_schedule: match (args.kl_warmup, args.kl_beta) {
+            (Some(epochs), _) => KlSchedule::LinearWarmup { epochs },
+            (None, Some(beta)) => KlSchedule::Constant { beta },
+            (None, None) => KlSchedule::default(),
         },
         progress: !args.json,
         ..TrainConfig::default()
