@@ -84,10 +84,11 @@ pub const DEFAULT_NOISE_FRACTIONS: [f64; 4] = [0.05, 0.1, 0.2, 0.4];
 /// tempered posterior (Wenzel et al. 2020, "How good is the Bayes
 /// posterior in deep neural networks really?"), the usual remedy for
 /// mean-field VI's underfitting (Trippe & Turner 2018, "Overpruning in
-/// variational Bayesian neural networks"). Spaced by 2 from the ELBO down;
-/// on 20 Boston splits (docs/benchmarks.md), 0.5 beats 1 on both test RMSE
-/// and log-likelihood and 0.1 over-fits the noise badly, which the
-/// validation rows see.
+/// variational Bayesian neural networks"). Spaced by 2 from the ELBO down
+/// and no further: on the test rows of 20 Boston splits
+/// (docs/benchmarks.md), 0.5 beats 1 in both RMSE and log-likelihood, 0.3
+/// already loses log-likelihood to over-confident noise, and 0.1 loses
+/// five nats.
 pub const BBB_KL_BETAS: [f64; 3] = [1.0, 0.5, 0.25];
 /// Fraction of each split's training rows kept for validation by the grid.
 const VALIDATION_FRACTION: f64 = 0.2;
@@ -206,8 +207,8 @@ impl Hyper {
 }
 
 /// One line per choice, as `bnn uci` lists a grid's choices:
-/// `prior he, kl beta 0.5`,
-/// `p 0.01, tau 0.15`, `p 0.05, learned noise`, `1600 epochs`.
+/// `prior he, kl beta 0.5`, `p 0.01, tau 0.15`, `p 0.05, learned noise`,
+/// `1600 epochs`.
 impl fmt::Display for Hyper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -364,8 +365,8 @@ pub struct UciConfig {
     /// base epochs].
     pub epochs: Option<usize>,
     /// Select hyperparameters per split on a validation set: MC dropout's
-    /// rate × tau, BBB's KL weight ([`BBB_KL_BETAS`]), an ensemble's training length (early
-    /// stopping between `epochs / 16` and `epochs ×`
+    /// rate × tau, BBB's KL weight ([`BBB_KL_BETAS`]), an ensemble's
+    /// training length (early stopping between `epochs / 16` and `epochs ×`
     /// [`EARLY_STOPPING_LONGEST`]).
     pub grid: bool,
     /// With `grid`, for MC dropout: when a split's best grid point lies on

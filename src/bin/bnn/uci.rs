@@ -28,8 +28,9 @@ pub struct UciArgs {
     /// the training rows): dropout rate x tau for mc-dropout (the dataset's
     /// dropout_rates.txt x tau_values.txt; where missing, rates 0.005, 0.01,
     /// 0.05, 0.1 and noise stds 0.05, 0.1, 0.2, 0.4 x the training target's
-    /// std), the KL weight for bbb (1, 0.5, 0.25), the training length for ensemble (early
-    /// stopping at doubling checkpoints from epochs/16 to 8 x epochs).
+    /// std), the KL weight for bbb (1, 0.5, 0.25), the training length for
+    /// ensemble (early stopping at doubling checkpoints from epochs/16 to 8 x
+    /// epochs).
     #[arg(long)]
     grid: bool,
     /// With --grid for mc-dropout: when a split's best grid point lies on the
