@@ -354,7 +354,7 @@ fn unknown_prior() {
 #[test]
 fn family_flags_must_match_the_method() {
     let f = Fixture::new(ROWS);
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (
             &["--method", "mc-dropout", "--estimator", "flipout"],
             &["--estimator", "only with --method bbb", "mc-dropout"],
@@ -370,6 +370,23 @@ fn family_flags_must_match_the_method() {
         (
             &["--method", "ensemble", "--init-scale", "0.1"],
             &["--init-scale", "only with --method bbb"],
+        ),
+        // An ensemble has no KL term to weigh or phase in.
+        (
+            &["--method", "ensemble", "--kl-beta", "0.5"],
+            &[
+                "--kl-beta",
+                "only with --method bbb | mc-dropout",
+                "ensemble",
+            ],
+        ),
+        (
+            &["--method", "ensemble", "--kl-warmup", "5"],
+            &[
+                "--kl-warmup",
+                "only with --method bbb | mc-dropout",
+                "ensemble",
+            ],
         ),
     ];
     for (args, needles) in cases {

@@ -152,12 +152,13 @@ pub struct TrainArgs {
 const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
 
 /// Refuses a family-specific flag given with another family.
-fn only_for<T>(value: Option<T>, flag: &str, method: Method, wanted: Method) -> Result<()> {
-    if value.is_some() && method != wanted {
+fn only_for<T>(value: Option<T>, flag: &str, method: Method, wanted: &[Method]) -> Result<()> {
+    if value.is_some() && !wanted.contains(&method) {
+        let names: Vec<String> = wanted.iter().map(|m| value_name(*m)).collect();
         return Err(Error::invalid(
             flag,
             format!("a value with --method {}", value_name(method)),
-            format!("--{flag} only with --method {}", value_name(wanted)),
+            format!("--{flag} only with --method {}", names.join(" | ")),
         ));
     }
     Ok(())
@@ -173,11 +174,15 @@ impl TrainArgs {
     /// after checking that every family-specific flag fits `--method`.
     fn spec(&self, input_dim: usize, likelihood: LikelihoodKind) -> Result<NetworkSpec> {
         let m = self.method;
-        only_for(self.estimator, "estimator", m, Method::Bbb)?;
-        only_for(self.init_scale, "init-scale", m, Method::Bbb)?;
-        only_for(self.dropout, "dropout", m, Method::McDropout)?;
-        only_for(self.length_scale, "length-scale", m, Method::McDropout)?;
-        only_for(self.members, "members", m, Method::Ensemble)?;
+        only_for(self.estimator, "estimator", m, &[Method::Bbb])?;
+        only_for(self.init_scale, "init-scale", m, &[Method::Bbb])?;
+        only_for(self.dropout, "dropout", m, &[Method::McDropout])?;
+        only_for(self.length_scale, "length-scale", m, &[Method::McDropout])?;
+        only_for(self.members, "members", m, &[Method::Ensemble])?;
+        // An ensemble's members are point estimates: no KL term to weigh.
+        let with_kl = [Method::Bbb, Method::McDropout];
+        only_for(self.kl_warmup, "kl-warmup", m, &with_kl)?;
+        only_for(self.kl_beta, "kl-beta", m, &with_kl)?;
         let spec = match m {
             Method::Bbb => {
                 let defaults = BayesMlpConfig::new(input_dim, &self.hidden);
