@@ -218,8 +218,16 @@ impl StochasticModel for Network {
         self.as_stochastic().sample_group()
     }
 
+    fn minibatch_streams(&self) -> usize {
+        self.as_stochastic().minibatch_streams()
+    }
+
     fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
         self.as_stochastic().forward_train(xs)
+    }
+
+    fn forward_train_with_kl(&self, xs: &Tensor) -> Result<(Tensor, KlTerms)> {
+        self.as_stochastic().forward_train_with_kl(xs)
     }
 
     fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
