@@ -11,9 +11,12 @@
 //! ```
 //!
 //! A member is an [`McDropoutMlp`] with dropout 0 and length-scale 0: a plain
-//! deterministic MLP. All members train together, each on the same
-//! minibatches (the loss is the mean of their NLLs, so their gradients stay
-//! separate); the paper's diversity comes from the initializations.
+//! deterministic MLP. All members train together, each step on one
+//! minibatch per member, drawn from the member's own shuffle of the rows
+//! (the loss is the mean of their NLLs, so their gradients stay separate).
+//! The paper's diversity comes from both: "random initialization of the
+//! network parameters along with random shuffling of the data points"
+//! (§2.4).
 //!
 //! [`GaussianMixture`]: crate::predictive::GaussianMixture
 
@@ -176,9 +179,34 @@ impl StochasticModel for DeepEnsemble {
         self.members.len()
     }
 
-    /// Every member, on the same minibatch.
+    /// One minibatch order per member.
+    fn minibatch_streams(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Every member: member `m` on `xs[m]` when `xs` is `[M, B, in]` (its own
+    /// minibatch), or all on the same `[B, in]`.
     fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
-        self.forward_samples(xs, self.members.len())
+        let m = self.members.len();
+        if xs.rank() != 3 {
+            return self.forward_samples(xs, m);
+        }
+        if xs.dim(0)? != m {
+            return Err(Error::Shape {
+                context: "DeepEnsemble::forward_train".into(),
+                message: format!(
+                    "one minibatch per member: expected [{m}, batch, input_dim], got {:?}",
+                    xs.dims()
+                ),
+            });
+        }
+        let heads = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(k, member)| member.forward_mean(&xs.get(k)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&heads, 0)?)
     }
 
     /// The members' average output.

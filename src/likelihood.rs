@@ -211,9 +211,14 @@ impl Likelihood {
     }
 
     /// Mean negative log-likelihood over samples and batch, a scalar tensor.
-    /// `head`: `[S, B, head_dim]`; `ys`: `[B, 1]`.
+    /// `head`: `[S, B, head_dim]`; `ys`: `[B, 1]` (every sample scored on
+    /// the same targets) or `[S, B, 1]` (sample `s` on its own minibatch's,
+    /// see [`crate::model::StochasticModel::minibatch_streams`]).
     pub fn nll(&self, head: &Tensor, ys: &Tensor) -> Result<Tensor> {
-        let ys = ys.flatten_all()?; // [B]
+        let ys = match ys.rank() {
+            3 => ys.squeeze(D::Minus1)?, // [S, B]
+            _ => ys.flatten_all()?,      // [B]
+        };
         match self.distribution(head)? {
             OutputDistribution::Gaussian { mean, scale } => {
                 let z = mean.broadcast_sub(&ys)?.div(&scale)?;
@@ -224,8 +229,8 @@ impl Likelihood {
                 let (s, b, _) = log_probs.dims3()?;
                 let idx = ys
                     .to_dtype(DType::U32)?
-                    .reshape((1, b, 1))?
-                    .broadcast_as((s, b, 1))?
+                    .broadcast_as((s, b))?
+                    .unsqueeze(D::Minus1)?
                     .contiguous()?;
                 Ok(log_probs.gather(&idx, D::Minus1)?.mean_all()?.neg()?)
             }
@@ -277,6 +282,48 @@ mod tests {
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         let bad = Likelihood::new(LikelihoodKind::FixedNoise { sigma: 0.0 }, &dev).unwrap_err();
         assert!(bad.to_string().contains("noise sigma"));
+        Ok(())
+    }
+
+    /// Targets `[S, B, 1]` score sample `s` on row `s`'s targets: the mean
+    /// of the per-sample NLLs, for both the Gaussian and the categorical head.
+    #[test]
+    fn per_sample_targets_score_each_sample_on_its_own() -> Result<()> {
+        let dev = Device::Cpu;
+        let cases = [
+            (
+                LikelihoodKind::Heteroscedastic,
+                Tensor::new(
+                    &[[[0.5f32, 0.0], [-1.0, 1.0]], [[2.0, -1.0], [0.0, 0.5]]],
+                    &dev,
+                )?,
+                Tensor::new(&[[[1.0f32], [0.0]], [[1.5], [-2.0]]], &dev)?,
+            ),
+            (
+                LikelihoodKind::Categorical { classes: 3 },
+                Tensor::new(
+                    &[
+                        [[1.0f32, 2.0, 3.0], [0.0, 1.0, 0.0]],
+                        [[3.0, 1.0, 0.0], [0.5, 0.5, 2.0]],
+                    ],
+                    &dev,
+                )?,
+                Tensor::new(&[[[2.0f32], [1.0]], [[0.0], [0.0]]], &dev)?,
+            ),
+        ];
+        for (kind, head, ys) in cases {
+            let lik = Likelihood::new(kind, &dev)?;
+            let got = lik.nll(&head, &ys)?.to_scalar::<f32>()?;
+            let one = |s: usize| -> Result<f32> {
+                let (h, y) = (head.get(s)?.unsqueeze(0)?, ys.get(s)?);
+                Ok(lik.nll(&h, &y)?.to_scalar::<f32>()?)
+            };
+            let want = (one(0)? + one(1)?) / 2.0;
+            assert!((got - want).abs() < 1e-6, "{kind:?}: {got} vs {want}");
+            // Not what the first sample's targets for both would give.
+            let shared = lik.nll(&head, &ys.get(0)?)?.to_scalar::<f32>()?;
+            assert!((shared - want).abs() > 1e-2, "{kind:?}: {shared} vs {want}");
+        }
         Ok(())
     }
 

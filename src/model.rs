@@ -38,9 +38,20 @@ pub trait StochasticModel: Send + Sync {
         1
     }
 
-    /// The stochastic pass the training loss is estimated with, `[B, in]` ->
-    /// `[S, B, head_dim]`: one sample by default; an ensemble runs every
-    /// member.
+    /// How many minibatches a training step draws, each from its own
+    /// shuffle of the rows: 1, unless the model's parts train on separate
+    /// data orders (an ensemble's members, Lakshminarayanan et al. 2017,
+    /// §2.4: "random initialization ... along with random shuffling of the
+    /// data points"). With `k > 1`, [`Self::forward_train`] gets
+    /// `[k, B, in]` and the likelihood `[k, B, 1]` targets.
+    fn minibatch_streams(&self) -> usize {
+        1
+    }
+
+    /// The stochastic pass the training loss is estimated with, `[B, in]`
+    /// (or `[k, B, in]`, one minibatch per stream, see
+    /// [`Self::minibatch_streams`]) -> `[S, B, head_dim]`: one sample by
+    /// default; an ensemble runs every member on its own minibatch.
     fn forward_train(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_samples(xs, 1)
     }

@@ -1,6 +1,7 @@
 //! Minibatch training of a [`StochasticModel`] by maximizing its ELBO.
 //!
-//! Each step: draw a minibatch (shuffled from the seed), one stochastic
+//! Each step: draw a minibatch (shuffled from the seed; one per member for
+//! an ensemble, see [`StochasticModel::minibatch_streams`]), one stochastic
 //! forward pass, `loss = nll / T + beta · KL / N` ([`crate::elbo`]), backprop,
 //! and an Adam step ([`crate::adam`]) with no decoupled weight decay: the KL
 //! already is the weight decay.
@@ -206,7 +207,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
     let mut optimizer = Adam::new(vars.clone(), config.lr)?;
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut orders: Vec<Vec<u32>> = vec![(0..n as u32).collect(); model.minibatch_streams()];
     let start = Instant::now();
     let mut report = TrainReport {
         // Grown as epochs end: early stopping may end training before
@@ -220,14 +221,16 @@ fn fit_here<M: StochasticModel + ?Sized>(
 
     for epoch in 0..config.epochs {
         let epoch_start = Instant::now();
-        order.shuffle(&mut rng);
+        for order in &mut orders {
+            order.shuffle(&mut rng);
+        }
         // Σ over the epoch's steps of [loss, nll, kl, kl_l2, kl_rest], in f64
         // on the device: read once per epoch, not once per step.
         let mut sum = Tensor::zeros(5, DType::F64, xs.device())?;
         let mut beta = 0.0;
-        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            let idx = Tensor::from_slice(chunk, chunk.len(), xs.device())?;
-            let (xb, yb) = (xs.index_select(&idx, 0)?, ys.index_select(&idx, 0)?);
+        for b in 0..steps_per_epoch {
+            let rows = b * config.batch_size..((b + 1) * config.batch_size).min(n);
+            let (xb, yb) = minibatch(xs, ys, &orders, rows)?;
             let (head, kl) = model.forward_train_with_kl(&xb)?;
             let nll = model.likelihood().nll(&head, &yb)?;
             let epochs_done = epoch as f64 + (b + 1) as f64 / steps_per_epoch as f64;
@@ -292,6 +295,31 @@ fn fit_here<M: StochasticModel + ?Sized>(
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The rows at positions `rows` of each order: `[B, in]` and `[B, 1]` for
+/// one order, `[k, B, in]` and `[k, B, 1]` for `k` (one minibatch per
+/// stream).
+fn minibatch(
+    xs: &Tensor,
+    ys: &Tensor,
+    orders: &[Vec<u32>],
+    rows: std::ops::Range<usize>,
+) -> Result<(Tensor, Tensor)> {
+    let idx: Vec<u32> = orders
+        .iter()
+        .flat_map(|order| order[rows.clone()].iter().copied())
+        .collect();
+    let idx = Tensor::from_vec(idx, orders.len() * rows.len(), xs.device())?;
+    let (xb, yb) = (xs.index_select(&idx, 0)?, ys.index_select(&idx, 0)?);
+    if orders.len() == 1 {
+        return Ok((xb, yb));
+    }
+    let shape = (orders.len(), rows.len());
+    Ok((
+        xb.reshape((shape.0, shape.1, xs.dim(1)?))?,
+        yb.reshape((shape.0, shape.1, 1))?,
+    ))
 }
 
 /// One number that is finite only if every loss term and every gradient is:
