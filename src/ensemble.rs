@@ -73,7 +73,8 @@ impl EnsembleConfig {
     }
 }
 
-/// `M` independently initialized deterministic networks.
+/// `M` independently initialized deterministic networks, each trained on its
+/// own shuffle of the rows ([`StochasticModel::minibatch_streams`]).
 #[derive(Debug, Clone)]
 pub struct DeepEnsemble {
     config: EnsembleConfig,

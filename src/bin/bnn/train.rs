@@ -27,7 +27,7 @@ pub enum Method {
     Bbb,
     /// Monte Carlo dropout: dropout kept on at prediction.
     McDropout,
-    /// Deep ensemble: independently initialized networks.
+    /// Deep ensemble: independently initialized networks, each trained on its own shuffle of the rows.
     Ensemble,
 }
 
