@@ -207,7 +207,15 @@ fn fit_here<M: StochasticModel + ?Sized>(
     let mut optimizer = Adam::new(vars.clone(), config.lr)?;
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut orders: Vec<Vec<u32>> = vec![(0..n as u32).collect(); model.minibatch_streams()];
+    let streams = model.minibatch_streams();
+    if streams == 0 {
+        return Err(Error::invalid(
+            "minibatch_streams",
+            0,
+            "at least 1 (the model's StochasticModel::minibatch_streams)",
+        ));
+    }
+    let mut orders: Vec<Vec<u32>> = vec![(0..n as u32).collect(); streams];
     let start = Instant::now();
     let mut report = TrainReport {
         // Grown as epochs end: early stopping may end training before

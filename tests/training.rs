@@ -9,13 +9,15 @@ use std::ops::ControlFlow;
 use candle_bnn::data::toy_gap;
 use candle_bnn::elbo::KlSchedule;
 use candle_bnn::ensemble::EnsembleConfig;
+use candle_bnn::likelihood::Likelihood;
 use candle_bnn::model::{BayesMlp, BayesMlpConfig, StochasticModel};
+use candle_bnn::posterior::KlTerms;
 use candle_bnn::predictive::predict;
 use candle_bnn::prior::Prior;
 use candle_bnn::regressor::BayesRegressor;
 use candle_bnn::train::{fit, fit_observed, TrainConfig};
 use candle_bnn::{Error, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -240,6 +242,44 @@ fn invalid_train_configs_error_naming_the_parameter() -> Result<()> {
         Err(Error::Shape { .. })
     ));
     assert_eq!(before, params(&model)?, "a rejected config must not train");
+    Ok(())
+}
+
+/// A [`BayesMlp`] that asks for no minibatch streams: a custom model's
+/// mistake the trainer must refuse, not train on empty batches.
+struct NoStreams(BayesMlp);
+
+impl StochasticModel for NoStreams {
+    fn forward_samples(&self, xs: &Tensor, samples: usize) -> Result<Tensor> {
+        self.0.forward_samples(xs, samples)
+    }
+    fn minibatch_streams(&self) -> usize {
+        0
+    }
+    fn forward_mean(&self, xs: &Tensor) -> Result<Tensor> {
+        self.0.forward_mean(xs)
+    }
+    fn kl(&self) -> Result<KlTerms> {
+        self.0.kl()
+    }
+    fn likelihood(&self) -> &Likelihood {
+        self.0.likelihood()
+    }
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        self.0.named_vars()
+    }
+}
+
+#[test]
+fn a_model_without_minibatch_streams_is_refused() -> Result<()> {
+    let (xs, ys, _, _) = linear_data(16, 0.1, 2)?;
+    let model = NoStreams(BayesMlp::new(
+        BayesMlpConfig::new(1, &[4]),
+        0,
+        &Device::Cpu,
+    )?);
+    let name = invalid_name(fit(&model, &xs, &ys, &quiet(1, 0)));
+    assert!(name.contains("minibatch_streams"), "got {name}");
     Ok(())
 }
 
