@@ -86,7 +86,9 @@ fn report(rows: &str, dist: &GaussianMixture, ys: &[f64]) -> Result<()> {
         for (mu, sigma) in dist.component_means(i).iter().zip(dist.component_stds(i)) {
             let z = (y - mu) / sigma;
             member_z2 += z * z;
-            member_inside += f64::from(u8::from(z.abs() <= Z95));
+            if z.abs() <= Z95 {
+                member_inside += 1.0;
+            }
             member_se += (y - mu).powi(2);
         }
     }

@@ -323,10 +323,10 @@ fn minibatch(
     if orders.len() == 1 {
         return Ok((xb, yb));
     }
-    let shape = (orders.len(), rows.len());
+    let (streams, batch) = (orders.len(), rows.len());
     Ok((
-        xb.reshape((shape.0, shape.1, xs.dim(1)?))?,
-        yb.reshape((shape.0, shape.1, 1))?,
+        xb.reshape((streams, batch, xs.dim(1)?))?,
+        yb.reshape((streams, batch, 1))?,
     ))
 }
 
