@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, McDropout};
@@ -44,7 +44,8 @@ use crate::{Error, Result};
 /// | `activation` | ReLU | hidden nonlinearity | relu, tanh, selu |
 /// | `dropout` | 0.05 | rate `p` before every weight layer | [0, 1) |
 /// | `length_scale` | 1e-2 | prior length-scale `l` (Gal's UCI code) | ≥ 0 |
-/// | `prior` | He | initializer of the weights | see [`Prior`] |
+/// | `prior` | He | scale of the initial weights | see [`Prior`] |
+/// | `init` | from the prior | how the weights and biases start | see [`McDropoutInit`] |
 /// | `likelihood` | homoscedastic | head and loss | see [`LikelihoodKind`] |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct McDropoutConfig {
@@ -58,8 +59,12 @@ pub struct McDropoutConfig {
     pub dropout: f64,
     /// Prior length-scale `l`.
     pub length_scale: f64,
-    /// Initializer (the means of a zero-mean Gaussian prior in Gal's view).
+    /// Initializer: the prior the starting weights are drawn from, or
+    /// whose variance they take ([`McDropoutInit`]).
     pub prior: Prior,
+    /// How the weights and biases start.
+    #[serde(default)]
+    pub init: McDropoutInit,
     /// Likelihood head.
     pub likelihood: LikelihoodKind,
 }
@@ -74,6 +79,7 @@ impl McDropoutConfig {
             dropout: 0.05,
             length_scale: 1e-2,
             prior: Prior::default(),
+            init: McDropoutInit::default(),
             likelihood: LikelihoodKind::default(),
         }
     }
@@ -112,6 +118,27 @@ impl McDropoutConfig {
     }
 }
 
+/// How an [`McDropoutMlp`]'s weights and biases start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McDropoutInit {
+    /// Weights and biases drawn from the prior: the library's convention,
+    /// the prior is the initializer ([`crate::prior`]).
+    #[default]
+    FromPrior,
+    /// Keras's `Dense` default, which Gal's UCI experiments ran with:
+    /// weights uniform around zero with the prior's variance, biases zero:
+    ///
+    /// ```text
+    /// W ~ U(-a, a),  a = √3 sigma_p      (variance a²/3 = sigma_p²)
+    /// b = 0
+    /// ```
+    ///
+    /// With [`Prior::Glorot`] this is Keras's `glorot_uniform`,
+    /// `a = √(6 / (fan_in + fan_out))` (Glorot & Bengio 2010, eq. 16).
+    Keras,
+}
+
 /// An MLP with MC dropout before every weight layer.
 #[derive(Debug, Clone)]
 pub struct McDropoutMlp {
@@ -124,8 +151,8 @@ pub struct McDropoutMlp {
 }
 
 impl McDropoutMlp {
-    /// A fresh network: weights and biases drawn from the prior (the
-    /// initializer), then masks and noise from the same `seed`.
+    /// A fresh network: weights and biases drawn as `config.init` says,
+    /// then masks and noise from the same `seed`.
     pub fn new(config: McDropoutConfig, seed: u64, device: &Device) -> Result<Self> {
         config.validate()?;
         let noise = NoiseSource::new(seed);
@@ -137,8 +164,16 @@ impl McDropoutMlp {
                     fan_in: io[0],
                     fan_out: io[1],
                 })?;
-                let w = prior.sample((io[1], io[0]), &noise, device)?;
-                let b = prior.sample(io[1], &noise, device)?;
+                let (w, b) = match config.init {
+                    McDropoutInit::FromPrior => (
+                        prior.sample((io[1], io[0]), &noise, device)?,
+                        prior.sample(io[1], &noise, device)?,
+                    ),
+                    McDropoutInit::Keras => (
+                        noise.uniform((io[1], io[0]), 3f64.sqrt() * prior.std(), device)?,
+                        Tensor::zeros(io[1], DType::F32, device)?,
+                    ),
+                };
                 Ok((Var::from_tensor(&w)?, Var::from_tensor(&b)?))
             })
             .collect::<Result<Vec<_>>>()?;

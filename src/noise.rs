@@ -51,6 +51,22 @@ impl NoiseSource {
         Ok(Tensor::from_vec(data, shape, device)?)
     }
 
+    /// f32 tensor of i.i.d. uniform draws on `(-half_width, half_width)`:
+    /// `half_width (2u - 1)` for `u ~ U[0, 1)`, variance `half_width² / 3`.
+    pub fn uniform(
+        &self,
+        shape: impl Into<Shape>,
+        half_width: f64,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let mut rng = self.lock();
+        let data: Vec<f32> = (0..shape.elem_count())
+            .map(|_| (half_width * (2.0 * rng.random::<f64>() - 1.0)) as f32)
+            .collect();
+        Ok(Tensor::from_vec(data, shape, device)?)
+    }
+
     /// f32 tensor of i.i.d. random signs, `P(+1) = P(-1) = 1/2` (Flipout).
     ///
     /// Sixty-four signs per 64-bit draw: element `64 k + j` is `+1` iff bit

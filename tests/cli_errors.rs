@@ -354,7 +354,7 @@ fn unknown_prior() {
 #[test]
 fn family_flags_must_match_the_method() {
     let f = Fixture::new(ROWS);
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--method", "mc-dropout", "--estimator", "flipout"],
             &["--estimator", "only with --method bbb", "mc-dropout"],
@@ -362,6 +362,10 @@ fn family_flags_must_match_the_method() {
         (
             &["--dropout", "0.1"],
             &["--dropout", "only with --method mc-dropout", "bbb"],
+        ),
+        (
+            &["--method", "ensemble", "--keras-init"],
+            &["--keras-init", "only with --method mc-dropout", "ensemble"],
         ),
         (
             &["--method", "bbb", "--members", "3"],

@@ -583,6 +583,9 @@ fn train_help_lists_every_flag() {
             "--estimator",
             "--likelihood",
             "--init-scale",
+            "--dropout",
+            "--length-scale",
+            "--keras-init",
             "--epochs",
             "--batch-size",
             "--lr",
@@ -647,7 +650,7 @@ fn mc_dropout_and_ensemble_train_predict_and_eval() {
     let f = Fixture::new(ROWS);
     let data = f.good_csv();
     for (method, extra) in [
-        ("mc-dropout", &["--dropout", "0.1"][..]),
+        ("mc-dropout", &["--dropout", "0.1", "--keras-init"][..]),
         ("ensemble", &["--members", "4"][..]),
     ] {
         let mut flags = vec!["--method", method];
@@ -656,6 +659,9 @@ fn mc_dropout_and_ensemble_train_predict_and_eval() {
         assert_eq!(json["method"], method);
         assert_eq!(json["task"], "regression");
         assert_eq!(model_json(&model)["method"], method);
+        if method == "mc-dropout" {
+            assert_eq!(model_json(&model)["model"]["init"], "keras");
+        }
         // 20 samples: a multiple of the 4 members. Reloading replays the
         // same masks, so two predictions are identical.
         let first = text(&predict(&model, &data, &[]).stdout);

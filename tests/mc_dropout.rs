@@ -1,13 +1,14 @@
 //! Integration tests of MC dropout (Gal & Ghahramani 2016): the weight decay
 //! its KL implies, dropout kept on at prediction, batched passes equal to
 //! looped ones, mask statistics, the paper's test log-likelihood, config
-//! validation, and that a fit learns.
+//! validation, Keras's initializer, and that a fit learns.
 
 use candle_bnn::elbo::mc_dropout_weight_decay;
 use candle_bnn::likelihood::LikelihoodKind;
-use candle_bnn::mc_dropout::{McDropoutConfig, McDropoutMlp};
+use candle_bnn::mc_dropout::{McDropoutConfig, McDropoutInit, McDropoutMlp};
 use candle_bnn::model::StochasticModel;
 use candle_bnn::predictive::{predict, GaussianMixture};
+use candle_bnn::prior::Prior;
 use candle_bnn::train::{fit, TrainConfig};
 use candle_bnn::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -459,5 +460,62 @@ fn fit_learns_a_line() -> Result<()> {
     // the slope is far below std(y) ≈ 1.15; a constant predictor is at std(y).
     assert!(after < 0.25 * std_y, "test RMSE {after} vs std(y) {std_y}");
     assert!(after < 0.5 * before, "RMSE {before} -> {after}");
+    Ok(())
+}
+
+#[test]
+fn keras_init_draws_glorot_uniform_weights_and_zero_biases() -> Result<()> {
+    let model = McDropoutMlp::new(
+        McDropoutConfig {
+            prior: Prior::Glorot,
+            init: McDropoutInit::Keras,
+            ..config(200, &[300], 0.1, 1e-2)
+        },
+        5,
+        &Device::Cpu,
+    )?;
+    for (name, v) in model.named_vars() {
+        let w = values(&v.as_tensor().flatten_all()?)?;
+        if name.ends_with(".bias") {
+            assert!(w.iter().all(|b| *b == 0.0), "{name} not zero");
+            continue;
+        }
+        if !name.ends_with(".weight") {
+            continue;
+        }
+        let (fan_out, fan_in) = v.as_tensor().dims2()?;
+        let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+        let max_abs = w.iter().fold(0f64, |m, x| m.max(x.abs() as f64));
+        assert!(max_abs <= a, "{name}: max |w| {max_abs} > a = {a}");
+        if name != "l0.weight" {
+            continue;
+        }
+        // l0's n = 60,000 draws pin the law down. |w| / a ~ U(0, 1), so
+        // P(max |w| < a (1 - 5/n)) = (1 - 5/n)^n ≈ e^-5 < 1%; a Glorot-normal
+        // draw of the same variance would exceed a = √3 sigma on 8% of its
+        // entries. The variance is a²/3 = 2 / (fan_in + fan_out), Glorot's;
+        // a uniform's sample variance has relative standard error √(0.8 / n)
+        // = 0.37%, and the bound is 4 of them.
+        let n = w.len() as f64;
+        assert!(max_abs > a * (1.0 - 5.0 / n), "max |w| {max_abs}, a = {a}");
+        let var = w.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / n;
+        let want = 2.0 / (fan_in + fan_out) as f64;
+        assert!(
+            (var / want - 1.0).abs() < 4.0 * (0.8 / n).sqrt(),
+            "variance {var} vs {want}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_config_saved_before_init_existed_reads_back_as_from_prior(
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let config = config(3, &[8], 0.1, 1e-2);
+    let mut json = serde_json::to_value(&config)?;
+    assert_eq!(json["init"], "from_prior");
+    json.as_object_mut().map(|o| o.remove("init"));
+    let read: McDropoutConfig = serde_json::from_value(json)?;
+    assert_eq!(read, config);
     Ok(())
 }

@@ -11,8 +11,8 @@ use candle_bnn::likelihood::LikelihoodKind;
 use candle_bnn::model::BayesMlpConfig;
 use candle_bnn::train::TrainConfig;
 use candle_bnn::{
-    Activation, BayesClassifier, BayesRegressor, Error, Estimator, McDropoutConfig, NetworkSpec,
-    Prior, Result,
+    Activation, BayesClassifier, BayesRegressor, Error, Estimator, McDropoutConfig, McDropoutInit,
+    NetworkSpec, Prior, Result,
 };
 use candle_core::Device;
 use clap::{Args, ValueEnum};
@@ -94,6 +94,11 @@ pub struct TrainArgs {
     /// l²(1-p)/(2N tau) [default: 0.01].
     #[arg(long, allow_negative_numbers = true)]
     length_scale: Option<f64>,
+    /// MC dropout only: start as Keras does, weights uniform with the
+    /// prior's variance and biases zero (with --prior glorot, the setup of
+    /// Gal's experiments) [default: both drawn from the prior].
+    #[arg(long)]
+    keras_init: bool,
     /// Ensemble only: number of networks [default: 5].
     #[arg(long)]
     members: Option<usize>,
@@ -178,6 +183,8 @@ impl TrainArgs {
         only_for(self.init_scale, "init-scale", m, &[Method::Bbb])?;
         only_for(self.dropout, "dropout", m, &[Method::McDropout])?;
         only_for(self.length_scale, "length-scale", m, &[Method::McDropout])?;
+        let keras_init = self.keras_init.then_some(());
+        only_for(keras_init, "keras-init", m, &[Method::McDropout])?;
         only_for(self.members, "members", m, &[Method::Ensemble])?;
         // An ensemble's members are point estimates: no KL term to weigh.
         let with_kl = [Method::Bbb, Method::McDropout];
@@ -202,6 +209,11 @@ impl TrainArgs {
                     prior: self.prior,
                     dropout: self.dropout.unwrap_or(defaults.dropout),
                     length_scale: self.length_scale.unwrap_or(defaults.length_scale),
+                    init: if self.keras_init {
+                        McDropoutInit::Keras
+                    } else {
+                        defaults.init
+                    },
                     likelihood,
                     ..defaults
                 })
