@@ -129,7 +129,7 @@ pub struct ReadmeDoctests;
 pub use classifier::BayesClassifier;
 pub use ensemble::DeepEnsemble;
 pub use layers::{Activation, BayesLinear, Estimator};
-pub use mc_dropout::{McDropoutConfig, McDropoutInit, McDropoutMlp};
+pub use mc_dropout::{McDropoutConfig, McDropoutInit, McDropoutMlp, NoiseFit};
 pub use model::{BayesMlp, BayesMlpConfig, StochasticModel};
 pub use network::{Network, NetworkSpec};
 pub use predictive::{predict, GaussianMixture, PredictiveDistribution};

@@ -169,6 +169,28 @@ impl Likelihood {
         }
     }
 
+    /// Sets the homoscedastic noise standard deviation (standardized units)
+    /// to `std`, or to just above [`SCALE_FLOOR`] if `std` is below it:
+    /// `rho = softplus⁻¹(std - floor)`. An error for the other kinds, whose
+    /// noise is fixed or per-input, and for a `std` that is not finite and ≥ 0.
+    pub fn set_noise_std(&self, std: f64) -> Result<()> {
+        let Some(rho) = &self.noise_rho else {
+            return Err(Error::invalid(
+                "likelihood",
+                format!("{:?}", self.kind),
+                "the homoscedastic likelihood: only its noise is a parameter to set",
+            ));
+        };
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(Error::invalid("noise std", std, "a finite number >= 0"));
+        }
+        // f32's softplus resolves ln(1e-12) = -27.6 to 1e-12: above the floor, barely.
+        let above_floor = (std - SCALE_FLOOR).max(1e-12);
+        let value = inverse_softplus_f64(above_floor) as f32;
+        rho.set(&Tensor::new(&[value], rho.device())?)?;
+        Ok(())
+    }
+
     /// Interprets head outputs `[S, B, head_dim]` as distribution parameters.
     pub fn distribution(&self, head: &Tensor) -> Result<OutputDistribution> {
         let k = head.dim(D::Minus1)?;
@@ -324,6 +346,32 @@ mod tests {
             let shared = lik.nll(&head, &ys.get(0)?)?.to_scalar::<f32>()?;
             assert!((shared - want).abs() > 1e-2, "{kind:?}: {shared} vs {want}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_set_noise_std_reads_back_and_stays_above_the_floor() -> Result<()> {
+        let lik = Likelihood::new(LikelihoodKind::Homoscedastic, &Device::Cpu)?;
+        for (set, want) in [(0.37, 0.37), (2.5, 2.5), (SCALE_FLOOR / 2.0, SCALE_FLOOR)] {
+            lik.set_noise_std(set)?;
+            let got = lik.noise_std()?.unwrap_or(f64::NAN);
+            // rho is f32: 1e-6 relative, plus the 1e-12 kept above the floor.
+            assert!(
+                (got - want).abs() <= 1e-6 * want,
+                "set {set}: {got} vs {want}"
+            );
+        }
+        for bad in [f64::NAN, -1.0, f64::INFINITY] {
+            let e = lik.set_noise_std(bad).err().map(|e| e.to_string());
+            assert!(e.is_some_and(|e| e.contains("noise std")), "{bad}");
+        }
+        let fixed = Likelihood::new(LikelihoodKind::FixedNoise { sigma: 0.5 }, &Device::Cpu)?;
+        let e = fixed.set_noise_std(0.1).err().map(|e| e.to_string());
+        assert!(
+            e.is_some_and(|e| e.contains("homoscedastic")),
+            "fixed noise"
+        );
+        assert_eq!(fixed.noise_std()?, Some(0.5));
         Ok(())
     }
 

@@ -77,6 +77,14 @@ pub trait StochasticModel: Send + Sync {
     /// appear in training errors).
     fn named_vars(&self) -> Vec<(String, Var)>;
 
+    /// Called by the trainer once training ends, with the training rows
+    /// (`xs [N, in]`, `ys [N, 1]`): a model may set here what its training
+    /// loss estimates with a bias (MC dropout's homoscedastic noise,
+    /// [`crate::McDropoutMlp::refit_noise`]). Nothing by default.
+    fn finish_training(&self, _xs: &Tensor, _ys: &Tensor) -> Result<()> {
+        Ok(())
+    }
+
     /// All trainable variables.
     fn vars(&self) -> Vec<Var> {
         self.named_vars().into_iter().map(|(_, v)| v).collect()
@@ -92,6 +100,20 @@ pub(crate) fn check_input(xs: &Tensor, input_dim: usize, model: &str) -> Result<
             message: format!("expected [batch, {input_dim}], got {d:?}"),
         }),
     }
+}
+
+/// Checks that the targets `ys` of `n` rows are `[n, 1]`.
+pub(crate) fn check_targets(ys: &Tensor, n: usize, context: &str) -> Result<()> {
+    if ys.dims() == [n, 1] {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        context: context.into(),
+        message: format!(
+            "xs has {n} rows, so ys must be [{n}, 1]; got {:?}",
+            ys.dims()
+        ),
+    })
 }
 
 /// Checks `xs: [B, input_dim]` and `samples ≥ 1`, and stacks `samples`

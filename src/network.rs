@@ -245,6 +245,10 @@ impl StochasticModel for Network {
     fn named_vars(&self) -> Vec<(String, Var)> {
         self.as_stochastic().named_vars()
     }
+
+    fn finish_training(&self, xs: &Tensor, ys: &Tensor) -> Result<()> {
+        self.as_stochastic().finish_training(xs, ys)
+    }
 }
 
 impl fmt::Display for Network {

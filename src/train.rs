@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::Adam;
 use crate::elbo::{Elbo, ElboTerms, ElboValues, KlSchedule};
-use crate::model::StochasticModel;
+use crate::model::{check_targets, StochasticModel};
 use crate::tuning::on_compute_pool;
 use crate::{Error, Result};
 
@@ -135,7 +135,8 @@ impl TrainReport {
 }
 
 /// Trains `model` on `xs: [N, in]`, `ys: [N, 1]` (standardized or not: the
-/// model sees what it is given). `N` is also the ELBO's dataset size.
+/// model sees what it is given). `N` is also the ELBO's dataset size. When
+/// the epochs end, [`StochasticModel::finish_training`] gets the same rows.
 pub fn fit<M: StochasticModel + ?Sized>(
     model: &M,
     xs: &Tensor,
@@ -191,15 +192,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
 ) -> Result<TrainReport> {
     config.validate()?;
     let n = xs.dim(0)?;
-    if ys.dims() != [n, 1] {
-        return Err(Error::Shape {
-            context: "fit".into(),
-            message: format!(
-                "xs has {n} rows, so ys must be [{n}, 1]; got {:?}",
-                ys.dims()
-            ),
-        });
-    }
+    check_targets(ys, n, "fit")?;
     let elbo = Elbo::new(n)?
         .with_schedule(config.kl_schedule)?
         .with_temperature(config.temperature)?;
@@ -301,6 +294,7 @@ fn fit_here<M: StochasticModel + ?Sized>(
             break;
         }
     }
+    model.finish_training(xs, ys)?;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -48,7 +48,7 @@ use crate::elbo::KlSchedule;
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
-use crate::mc_dropout::{McDropoutConfig, McDropoutInit};
+use crate::mc_dropout::{McDropoutConfig, McDropoutInit, NoiseFit};
 use crate::metrics::{
     calibration_curve_from_pit, calibration_error, calibration_levels, picp, rmse,
 };
@@ -399,6 +399,10 @@ pub struct UciConfig {
     pub calibration_fraction: Option<f64>,
     /// MC dropout's rate without a grid [default: 0.05].
     pub dropout: Option<f64>,
+    /// MC dropout without a grid: keep the noise as the ELBO learned it
+    /// ([`NoiseFit::Elbo`]) rather than refit it ([`NoiseFit::Residual`],
+    /// the default); the grid fixes the noise at each tau.
+    pub elbo_noise: bool,
     /// BBB's KL weight `beta` without a grid, ≥ 0 [default: 1, the ELBO;
     /// `--grid` chooses among [`BBB_KL_BETAS`]].
     pub kl_beta: Option<f64>,
@@ -431,6 +435,7 @@ impl UciConfig {
             recalibrate: None,
             calibration_fraction: None,
             dropout: None,
+            elbo_noise: false,
             kl_beta: None,
             jobs: 1,
         }
@@ -497,6 +502,10 @@ pub struct UciReport {
     /// Whether the grid was extended past its edges.
     #[serde(default)]
     pub extend_grid: bool,
+    /// How MC dropout's learned noise was set when training ended (without a
+    /// grid; the grid fixes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_fit: Option<NoiseFit>,
     /// Mean test RMSE over splits.
     pub rmse_mean: f64,
     /// Its standard error (ddof = 0).
@@ -659,6 +668,11 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         lr,
         samples,
         hidden,
+        noise_fit: if config.elbo_noise {
+            NoiseFit::Elbo
+        } else {
+            NoiseFit::Residual
+        },
         bar,
     };
 
@@ -754,6 +768,8 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         },
         grid: config.grid,
         extend_grid: config.extend_grid,
+        noise_fit: (config.method == UciMethod::McDropout && !config.grid)
+            .then_some(fitter.noise_fit),
         rmse_mean,
         rmse_se,
         ll_mean,
@@ -866,6 +882,13 @@ fn selection(dir: &SplitDir, config: &UciConfig, epochs: usize) -> Result<Select
             "a rate for mc-dropout without --grid (the grid chooses its own)",
         ));
     }
+    if config.elbo_noise && (config.grid || config.method != UciMethod::McDropout) {
+        return Err(Error::invalid(
+            "elbo_noise",
+            format!("{} with grid {}", config.method, config.grid),
+            "mc-dropout without --grid (the grid fixes the noise at each tau)",
+        ));
+    }
     if let Some(beta) = config.kl_beta {
         if config.grid || config.method != UciMethod::Bbb {
             return Err(Error::invalid(
@@ -927,6 +950,8 @@ struct Fitter<'a> {
     lr: f64,
     samples: usize,
     hidden: usize,
+    /// How MC dropout's learned noise is set when training ends.
+    noise_fit: NoiseFit,
     bar: &'a ProgressBar,
 }
 
@@ -1079,6 +1104,7 @@ impl Fitter<'_> {
                     likelihood,
                     prior: MC_DROPOUT_PRIOR,
                     init: MC_DROPOUT_INIT,
+                    noise_fit: self.noise_fit,
                     ..McDropoutConfig::new(d, &hidden)
                 })
             }

@@ -354,7 +354,7 @@ fn unknown_prior() {
 #[test]
 fn family_flags_must_match_the_method() {
     let f = Fixture::new(ROWS);
-    let cases: [(&[&str], &[&str]); 7] = [
+    let cases: [(&[&str], &[&str]); 8] = [
         (
             &["--method", "mc-dropout", "--estimator", "flipout"],
             &["--estimator", "only with --method bbb", "mc-dropout"],
@@ -366,6 +366,10 @@ fn family_flags_must_match_the_method() {
         (
             &["--method", "ensemble", "--keras-init"],
             &["--keras-init", "only with --method mc-dropout", "ensemble"],
+        ),
+        (
+            &["--elbo-noise"],
+            &["--elbo-noise", "only with --method mc-dropout", "bbb"],
         ),
         (
             &["--method", "bbb", "--members", "3"],

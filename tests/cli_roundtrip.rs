@@ -586,6 +586,7 @@ fn train_help_lists_every_flag() {
             "--dropout",
             "--length-scale",
             "--keras-init",
+            "--elbo-noise",
             "--epochs",
             "--batch-size",
             "--lr",
@@ -661,6 +662,7 @@ fn mc_dropout_and_ensemble_train_predict_and_eval() {
         assert_eq!(model_json(&model)["method"], method);
         if method == "mc-dropout" {
             assert_eq!(model_json(&model)["model"]["init"], "keras");
+            assert_eq!(model_json(&model)["model"]["noise_fit"], "residual");
         }
         // 20 samples: a multiple of the 4 members. Reloading replays the
         // same masks, so two predictions are identical.

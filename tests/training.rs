@@ -4,6 +4,8 @@
 //! guard, and that a fit actually learns a simple function with a
 //! consistent KL split.
 
+mod synthetic;
+
 use std::ops::ControlFlow;
 
 use candle_bnn::data::toy_gap;
@@ -19,28 +21,7 @@ use candle_bnn::train::{fit, fit_observed, TrainConfig};
 use candle_bnn::{Error, Result};
 use candle_core::{Device, Tensor, Var};
 use indicatif::ProgressBar;
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-use rand_distr::StandardNormal;
-
-/// `n` rows of `y = 2x + noise_sd · eps`, `x ~ U(-1, 1)`, from `seed`:
-/// (xs `[n, 1]`, ys `[n, 1]`, x and y as f64).
-fn linear_data(n: usize, noise_sd: f64, seed: u64) -> Result<(Tensor, Tensor, Vec<f64>, Vec<f64>)> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let x: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y: Vec<f64> = x
-        .iter()
-        .map(|x| 2.0 * x + noise_sd * rng.sample::<f64, _>(StandardNormal))
-        .collect();
-    let t = |v: &[f64]| -> Result<Tensor> {
-        Ok(Tensor::from_vec(
-            v.iter().map(|v| *v as f32).collect::<Vec<_>>(),
-            (n, 1),
-            &Device::Cpu,
-        )?)
-    };
-    Ok((t(&x)?, t(&y)?, x, y))
-}
+use synthetic::linear_data;
 
 fn quiet(epochs: usize, seed: u64) -> TrainConfig {
     TrainConfig {

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
+use candle_bnn::mc_dropout::NoiseFit;
 use candle_bnn::prior::Prior;
 use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS};
 use candle_bnn::{Error, Result};
@@ -447,6 +448,7 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert_eq!(v["batch_size"], 32);
     assert_eq!(v["lr"], 1e-2);
     assert_eq!(v["samples"], 100);
+    assert_eq!(v["noise_fit"], "residual");
     for key in ["rmse_mean", "ll_mean"] {
         assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key} in {v}");
     }
@@ -548,6 +550,14 @@ fn method_settings_are_used_without_a_grid_and_refused_elsewhere() -> Result<()>
         ..config(method, Some(2), grid)
     };
     let report = run(&dir, &dropout(UciMethod::McDropout, false, 0.01))?;
+    assert_eq!(report.noise_fit, Some(NoiseFit::Residual));
+    let elbo_noise = |method, grid| UciConfig {
+        elbo_noise: true,
+        ..dropout(method, grid, 0.01)
+    };
+    let kept = run(&dir, &elbo_noise(UciMethod::McDropout, false))?;
+    assert_eq!(kept.noise_fit, Some(NoiseFit::Elbo));
+    assert_ne!(kept.per_split[0].ll, report.per_split[0].ll);
     for s in &report.per_split {
         assert!(
             matches!(s.hyper, Hyper::McDropout { p, tau: None } if p == 0.01),
@@ -574,6 +584,20 @@ fn method_settings_are_used_without_a_grid_and_refused_elsewhere() -> Result<()>
         (kl_beta(UciMethod::Bbb, true, 0.5), "kl_beta"),
         (kl_beta(UciMethod::Bbb, false, -0.5), "kl_beta"),
         (kl_beta(UciMethod::Bbb, false, f64::NAN), "kl_beta"),
+        (
+            UciConfig {
+                elbo_noise: true,
+                ..config(UciMethod::McDropout, Some(2), true)
+            },
+            "elbo_noise",
+        ),
+        (
+            UciConfig {
+                elbo_noise: true,
+                ..config(UciMethod::Ensemble, Some(2), false)
+            },
+            "elbo_noise",
+        ),
     ];
     for (config, name) in refused {
         assert_eq!(invalid_name(run(&dir, &config)), name, "{config:?}");

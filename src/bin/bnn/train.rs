@@ -12,7 +12,7 @@ use candle_bnn::model::BayesMlpConfig;
 use candle_bnn::train::TrainConfig;
 use candle_bnn::{
     Activation, BayesClassifier, BayesRegressor, Error, Estimator, McDropoutConfig, McDropoutInit,
-    NetworkSpec, Prior, Result,
+    NetworkSpec, NoiseFit, Prior, Result,
 };
 use candle_core::Device;
 use clap::{Args, ValueEnum};
@@ -99,6 +99,11 @@ pub struct TrainArgs {
     /// Gal's experiments) [default: both drawn from the prior].
     #[arg(long)]
     keras_init: bool,
+    /// MC dropout only: keep the homoscedastic noise as the ELBO learned it
+    /// (Gal's learned tau⁻¹, which also holds the dropout variance)
+    /// [default: refitted to the predictive mean's training residuals].
+    #[arg(long)]
+    elbo_noise: bool,
     /// Ensemble only: number of networks [default: 5].
     #[arg(long)]
     members: Option<usize>,
@@ -185,6 +190,8 @@ impl TrainArgs {
         only_for(self.length_scale, "length-scale", m, &[Method::McDropout])?;
         let keras_init = self.keras_init.then_some(());
         only_for(keras_init, "keras-init", m, &[Method::McDropout])?;
+        let elbo_noise = self.elbo_noise.then_some(());
+        only_for(elbo_noise, "elbo-noise", m, &[Method::McDropout])?;
         only_for(self.members, "members", m, &[Method::Ensemble])?;
         // An ensemble's members are point estimates: no KL term to weigh.
         let with_kl = [Method::Bbb, Method::McDropout];
@@ -213,6 +220,11 @@ impl TrainArgs {
                         McDropoutInit::Keras
                     } else {
                         defaults.init
+                    },
+                    noise_fit: if self.elbo_noise {
+                        NoiseFit::Elbo
+                    } else {
+                        defaults.noise_fit
                     },
                     likelihood,
                     ..defaults

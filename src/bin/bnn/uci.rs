@@ -66,6 +66,11 @@ pub struct UciArgs {
     /// MC dropout's rate p without --grid [default: 0.05].
     #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
+    /// MC dropout without --grid: keep the learned noise as the ELBO left
+    /// it (Gal's learned tau⁻¹, which also holds the dropout variance)
+    /// [default: refitted to the predictive mean's training residuals].
+    #[arg(long)]
+    elbo_noise: bool,
     /// BBB's KL weight beta without --grid: the loss per row is NLL + beta
     /// KL / N; 1 is the ELBO, below 1 a tempered posterior [default: 1].
     #[arg(long, allow_negative_numbers = true)]
@@ -104,6 +109,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         recalibrate: args.recalibrate,
         calibration_fraction: args.calibration_fraction,
         dropout: args.dropout,
+        elbo_noise: args.elbo_noise,
         kl_beta: args.kl_beta,
         jobs: args.jobs(),
         ..UciConfig::new(args.method)
