@@ -110,6 +110,12 @@ pub const EARLY_STOPPING_LONGEST: usize = 8;
 /// recalibration.
 pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
 
+/// Distance between the seeds of a multi-seed run ([`UciConfig::seeds`]):
+/// run `r` starts at `seed + r · 1000`, so its splits get the seeds that
+/// `--seed` 1000, 2000, … would give them, and no two runs of up to 1,000
+/// splits share a seed.
+pub const SEED_STRIDE: u64 = 1000;
+
 /// A model family of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -388,6 +394,11 @@ pub struct UciConfig {
     pub lr: Option<f64>,
     /// Seed; split `i` uses `seed + i`.
     pub seed: u64,
+    /// Runs of the whole protocol, the `r`-th at `seed + r ·`
+    /// [`SEED_STRIDE`]; each split's scores are averaged over the runs
+    /// before the mean ± SE over splits, and [`UciReport::per_seed`] holds
+    /// each run's means [default: 1].
+    pub seeds: usize,
     /// Recalibrate on the last `calibration_fraction` of each split's
     /// training rows (held out from training) and score the test rows after
     /// it too.
@@ -432,6 +443,7 @@ impl UciConfig {
             batch_size: None,
             lr: None,
             seed: 0,
+            seeds: 1,
             recalibrate: None,
             calibration_fraction: None,
             dropout: None,
@@ -447,6 +459,10 @@ impl UciConfig {
 pub struct SplitScore {
     /// Split index.
     pub split: usize,
+    /// The seed of the run the split belongs to: it trained with `seed +
+    /// split` (reports written before the field existed: 0).
+    #[serde(default)]
+    pub seed: u64,
     /// Test RMSE (original units).
     pub rmse: f64,
     /// Average test log-likelihood (original units).
@@ -540,13 +556,34 @@ pub struct UciReport {
     /// Mean raw test log-likelihood (when recalibrating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_ll_mean: Option<f64>,
+    /// Runs of the protocol whose scores each split averages (1 for reports
+    /// written before the field existed).
+    #[serde(default = "one_run")]
+    pub seeds: usize,
+    /// With several `seeds`, each run's means over splits: their spread is
+    /// the seed's share of one run's uncertainty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_seed: Vec<SeedSummary>,
     /// Total wall time in seconds.
     pub seconds: f64,
-    /// Splits run at once: the requested jobs, at most the splits.
+    /// Splits run at once: the requested jobs, at most the splits (× seeds).
     #[serde(default = "one_job")]
     pub jobs: usize,
-    /// Per-split scores.
+    /// Per-split scores, run by run (split-major within each seed).
     pub per_split: Vec<SplitScore>,
+}
+
+/// One run's means over splits, in a report of several seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeedSummary {
+    /// The run's seed (split `i` trained with `seed + i`).
+    pub seed: u64,
+    /// Mean test RMSE over the run's splits.
+    pub rmse_mean: f64,
+    /// Mean test log-likelihood over the run's splits.
+    pub ll_mean: f64,
+    /// Mean coverage of the run's 95% intervals.
+    pub picp95_mean: f64,
 }
 
 /// A split's training rows z-scored on themselves (ddof = 0), as tensors,
@@ -622,6 +659,13 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     if config.jobs == 0 {
         return Err(Error::invalid("jobs", 0, "at least 1 split at a time"));
     }
+    if config.seeds == 0 || (config.seeds > 1 && k as u64 > SEED_STRIDE) {
+        return Err(Error::invalid(
+            "seeds",
+            config.seeds,
+            format!("at least 1, and 1 when there are more than {SEED_STRIDE} splits (each run's seeds span {SEED_STRIDE})"),
+        ));
+    }
     if config.samples == Some(0) {
         return Err(Error::invalid("samples", 0, "at least 1"));
     }
@@ -655,7 +699,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     // Epochs per split: the grid's fits and the refit; early stopping's
     // longest validation fit (the refit's epochs join once chosen).
     let fits_of = |fits: usize| fits.saturating_mul(epochs);
-    bar.set_length(k.saturating_mul(match &selection {
+    bar.set_length((k * config.seeds).saturating_mul(match &selection {
         Selection::Fixed(_) => epochs,
         Selection::Grid(candidates) => fits_of(candidates.len() + 1),
         Selection::DropoutGrid(grid) => fits_of(grid.len() + 1),
@@ -676,16 +720,16 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         bar,
     };
 
-    let run_split = |split: usize| -> Result<SplitScore> {
+    let run_split = |(run_seed, split): (u64, usize)| -> Result<SplitScore> {
         let split_start = Instant::now();
         bar.set_message(format!(
-            "{} {} split {}/{k}",
+            "{} {} seed {run_seed} split {}/{k}",
             dir.name,
             config.method,
             split + 1
         ));
         let (all_train, test) = dir.split(split)?;
-        let seed = config.seed.wrapping_add(split as u64);
+        let seed = run_seed.wrapping_add(split as u64);
         let (train, held_out) = match config.recalibrate {
             Some(_) => {
                 let (fit_part, cal) = tail_split(&all_train, calibration_fraction)?;
@@ -728,6 +772,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         };
         Ok(SplitScore {
             split,
+            seed: run_seed,
             rmse: rmse(&dist.mean(), &test.y)?,
             ll: scores.ll,
             picp90: scores.picp90,
@@ -738,8 +783,19 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
             seconds: split_start.elapsed().as_secs_f64(),
         })
     };
-    let per_split: Vec<SplitScore> = match config.jobs.min(k) {
-        1 => (0..k).map(run_split).collect::<Result<_>>()?,
+    let run_seeds: Vec<u64> = (0..config.seeds as u64)
+        .map(|r| config.seed.wrapping_add(r * SEED_STRIDE))
+        .collect();
+    let tasks: Vec<(u64, usize)> = run_seeds
+        .iter()
+        .flat_map(|&s| (0..k).map(move |split| (s, split)))
+        .collect();
+    let per_split: Vec<SplitScore> = match config.jobs.min(tasks.len()) {
+        1 => tasks
+            .iter()
+            .copied()
+            .map(run_split)
+            .collect::<Result<_>>()?,
         jobs => rayon::ThreadPoolBuilder::new()
             .num_threads(jobs)
             .build()
@@ -750,10 +806,39 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
                     format!("a thread count the system grants ({e})"),
                 )
             })?
-            .install(|| (0..k).into_par_iter().map(run_split).collect::<Result<_>>())?,
+            .install(|| {
+                tasks
+                    .par_iter()
+                    .copied()
+                    .map(run_split)
+                    .collect::<Result<_>>()
+            })?,
     };
-    let column =
-        |f: fn(&SplitScore) -> f64| mean_and_se(&per_split.iter().map(f).collect::<Vec<_>>());
+    // Each split's score averaged over the runs (`per_split` is run-major),
+    // then the mean ± SE over splits.
+    let column = |f: fn(&SplitScore) -> f64| {
+        let per_run = |split: usize| per_split.iter().skip(split).step_by(k).map(f);
+        let averaged: Vec<f64> = (0..k)
+            .map(|split| per_run(split).sum::<f64>() / config.seeds as f64)
+            .collect();
+        mean_and_se(&averaged)
+    };
+    let per_seed = match config.seeds {
+        1 => Vec::new(),
+        _ => per_split
+            .chunks(k)
+            .zip(&run_seeds)
+            .map(|(run, &seed)| {
+                let mean = |f: fn(&SplitScore) -> f64| run.iter().map(f).sum::<f64>() / k as f64;
+                SeedSummary {
+                    seed,
+                    rmse_mean: mean(|s| s.rmse),
+                    ll_mean: mean(|s| s.ll),
+                    picp95_mean: mean(|s| s.picp95),
+                }
+            })
+            .collect(),
+    };
     let ((rmse_mean, rmse_se), (ll_mean, ll_se)) = (column(|s| s.rmse), column(|s| s.ll));
     Ok(UciReport {
         dataset: dir.name.clone(),
@@ -783,14 +868,21 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         raw_picp95_mean: raw_mean(&per_split, |r| r.picp95),
         raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),
         raw_ll_mean: raw_mean(&per_split, |r| r.ll),
+        seeds: config.seeds,
+        per_seed,
         seconds: start.elapsed().as_secs_f64(),
-        jobs: config.jobs.min(k),
+        jobs: config.jobs.min(tasks.len()),
         per_split,
     })
 }
 
 /// The `jobs` of a report written before the field existed.
 fn one_job() -> usize {
+    1
+}
+
+/// The `seeds` of a report written before the field existed.
+fn one_run() -> usize {
     1
 }
 

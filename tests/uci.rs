@@ -13,7 +13,9 @@ use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
 use candle_bnn::mc_dropout::NoiseFit;
 use candle_bnn::prior::Prior;
-use candle_bnn::uci::{self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS};
+use candle_bnn::uci::{
+    self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS, SEED_STRIDE,
+};
 use candle_bnn::{Error, Result};
 use indicatif::ProgressBar;
 use split_dir::{write_split_dir, RATES, TAUS};
@@ -453,6 +455,17 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
         assert!(v[key].as_f64().is_some_and(f64::is_finite), "{key} in {v}");
     }
 
+    let out = bnn(&[
+        "uci", "--dir", dir_arg, "--splits", "2", "--epochs", "2", "--seeds", "2", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(v["seeds"], 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let seeds: Vec<_> = v["per_seed"].as_array().into_iter().flatten().collect();
+    assert_eq!(
+        seeds.iter().map(|s| s["seed"].as_u64()).collect::<Vec<_>>(),
+        [Some(0), Some(SEED_STRIDE)]
+    );
+
     let out = bnn(&["uci", "--dir", dir_arg, "--method", "foo"]);
     assert!(!out.status.success(), "--method foo succeeded");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -756,5 +769,67 @@ fn splits_run_in_parallel_score_the_same_bits() -> Result<()> {
         )),
         "jobs"
     );
+    Ok(())
+}
+
+/// `seeds` runs the protocol at `seed`, `seed + SEED_STRIDE`, …: each run is
+/// bit for bit the run of that seed alone, and the report averages each
+/// split over the runs before the mean ± SE over splits.
+#[test]
+fn several_seeds_average_each_split_over_the_runs_of_those_seeds() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    let at = |seed| UciConfig {
+        seed,
+        ..config(UciMethod::McDropout, Some(3), false)
+    };
+    let both = run(
+        &dir,
+        &UciConfig {
+            seeds: 2,
+            jobs: 2,
+            ..at(5)
+        },
+    )?;
+    let (first, second) = (run(&dir, &at(5))?, run(&dir, &at(5 + SEED_STRIDE))?);
+    let scores = |r: &UciReport| -> Vec<(usize, u64, f64, f64, f64)> {
+        r.per_split
+            .iter()
+            .map(|s| (s.split, s.seed, s.rmse, s.ll, s.picp95))
+            .collect()
+    };
+    let mut one_by_one = scores(&first);
+    one_by_one.extend(scores(&second));
+    assert_eq!(scores(&both), one_by_one);
+    assert_eq!(both.seeds, 2);
+    assert!(first.per_seed.is_empty(), "one seed lists no runs");
+    let runs: Vec<(u64, f64, f64)> = both
+        .per_seed
+        .iter()
+        .map(|s| (s.seed, s.rmse_mean, s.ll_mean))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (5, first.rmse_mean, first.ll_mean),
+            (5 + SEED_STRIDE, second.rmse_mean, second.ll_mean)
+        ]
+    );
+    // The two runs' per-split averages: the SE is over splits, not runs.
+    let averaged: Vec<f64> = first
+        .per_split
+        .iter()
+        .zip(&second.per_split)
+        .map(|(a, b)| (a.ll + b.ll) / 2.0)
+        .collect();
+    let (mean, se) = mean_and_se(&averaged);
+    assert!(
+        (both.ll_mean - mean).abs() < 1e-12,
+        "{} vs {mean}",
+        both.ll_mean
+    );
+    assert!((both.ll_se - se).abs() < 1e-12, "{} vs {se}", both.ll_se);
+    let none = UciConfig { seeds: 0, ..at(5) };
+    assert_eq!(invalid_name(run(&dir, &none)), "seeds");
     Ok(())
 }
