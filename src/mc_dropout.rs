@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, McDropout};
 use crate::likelihood::{Likelihood, LikelihoodKind};
+use crate::metrics::rmse;
 use crate::model::{check_input, check_targets, replicate_input, StochasticModel, TensorStore};
 use crate::noise::NoiseSource;
 use crate::ops::shared_matmul;
@@ -314,13 +315,7 @@ impl McDropoutMlp {
             .into_regression()?
             .mean();
         let ys = ys.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let mse = mean
-            .iter()
-            .zip(&ys)
-            .map(|(m, y)| (y - m).powi(2))
-            .sum::<f64>()
-            / n.max(1) as f64;
-        self.likelihood.set_noise_std(mse.sqrt())?;
+        self.likelihood.set_noise_std(rmse(&mean, &ys)?)?;
         self.likelihood.noise_std()
     }
 

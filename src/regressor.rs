@@ -62,7 +62,9 @@ impl BayesRegressor {
     /// of [`EarlyStopping`], stopping after [`DEFAULT_PATIENCE`]
     /// checkpoints without improvement. The regressor is then fitted on all
     /// of `data` for the best checkpoint's epochs (its
-    /// `train_config().epochs`).
+    /// `train_config().epochs`). The checkpoints score the model as it
+    /// trains, before [`crate::StochasticModel::finish_training`] (MC
+    /// dropout's noise refit), which only the final fit gets.
     pub fn fit_early_stopped(
         data: &Dataset,
         spec: impl Into<NetworkSpec>,
