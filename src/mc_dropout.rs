@@ -16,24 +16,10 @@
 //! ([`crate::elbo::mc_dropout_weight_decay`]). With `p = 0` and `l = 0` the
 //! model is a plain deterministic MLP (what a deep-ensemble member is).
 //!
-//! # The learned noise
-//! With the homoscedastic likelihood, the ELBO's optimal noise variance is
-//! the masks' mean squared residual, which splits per row into the residual
-//! of the predictive mean `f̄(x) = E_mask f_mask(x)` and the dropout variance:
-//!
-//! ```text
-//! s²_ELBO = (1/N) Σ_i E_mask (y_i - f_mask(x_i))²
-//!         = (1/N) Σ_i (y_i - f̄(x_i))²  +  (1/N) Σ_i Var_mask f_mask(x_i)
-//! predictive variance(x) = s² + Var_mask f_mask(x)
-//! ```
-//!
-//! So with `s²_ELBO` the dropout variance enters the predictive twice: once
-//! as the epistemic spread and once inside the noise. [`NoiseFit::Residual`]
-//! (the default) re-estimates the noise when training ends as the first term
-//! alone, the training residual variance of the predictive mean
-//! ([`McDropoutMlp::refit_noise`]). On the UCI benchmark at p = 0.05 it
-//! raises the test log-likelihood on all five datasets
-//! (docs/benchmarks.md).
+//! With the homoscedastic likelihood, the noise the ELBO learns also holds
+//! the dropout variance, which the predictive adds again; by default it is
+//! refitted when training ends so that it counts once
+//! ([`crate::noise_fit`]).
 //!
 //! # Shapes
 //! `forward_samples`: `[B, in]` -> `[S, B, head_dim]`, with `S` independent
@@ -47,12 +33,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::{Activation, McDropout};
 use crate::likelihood::{Likelihood, LikelihoodKind};
-use crate::metrics::rmse;
-use crate::model::{check_input, check_targets, replicate_input, StochasticModel, TensorStore};
+use crate::model::{check_input, replicate_input, StochasticModel, TensorStore};
 use crate::noise::NoiseSource;
+use crate::noise_fit::{refit_noise, NoiseFit};
 use crate::ops::shared_matmul;
 use crate::posterior::KlTerms;
-use crate::predictive::predict;
 use crate::prior::{Fan, Prior};
 use crate::{Error, Result};
 
@@ -166,27 +151,6 @@ pub enum McDropoutInit {
     Keras,
 }
 
-/// How an [`McDropoutMlp`]'s homoscedastic noise is set when training ends
-/// (the other likelihoods ignore it; see the module docs for the math).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoiseFit {
-    /// As the ELBO learned it (Gal & Ghahramani 2016's learned `tau⁻¹`):
-    /// the predictive mean's residual variance plus the dropout variance,
-    /// which the predictive then adds a second time. The serde default, so
-    /// that older configs read back as what they trained with.
-    #[default]
-    Elbo,
-    /// Refitted as the training residual variance of the predictive mean,
-    /// so that the dropout variance counts once ([`McDropoutMlp::refit_noise`]).
-    Residual,
-}
-
-/// Stochastic passes whose mean [`McDropoutMlp::refit_noise`] takes as the
-/// predictive mean: `E (y - f̄_T)² = (y - f̄)² + Var_mask f / T`, so the
-/// refitted noise variance carries 1% of the dropout variance.
-pub const NOISE_FIT_SAMPLES: usize = 100;
-
 /// An MLP with MC dropout before every weight layer.
 #[derive(Debug, Clone)]
 pub struct McDropoutMlp {
@@ -299,26 +263,6 @@ impl McDropoutMlp {
         &self.noise
     }
 
-    /// Sets the homoscedastic noise to the training residual variance of the
-    /// predictive mean, `s² = (1/N) Σ_i (y_i - f̄(x_i))²`, with `f̄` the mean
-    /// of [`NOISE_FIT_SAMPLES`] passes (masks from the model's stream), and
-    /// returns the new `s`; `None`, changing nothing, for the other
-    /// likelihoods. `xs: [N, in]`, `ys: [N, 1]`, standardized as in training.
-    pub fn refit_noise(&self, xs: &Tensor, ys: &Tensor) -> Result<Option<f64>> {
-        if self.config.likelihood != LikelihoodKind::Homoscedastic {
-            return Ok(None);
-        }
-        let context = "McDropoutMlp::refit_noise";
-        let n = check_input(xs, self.config.input_dim, context)?;
-        check_targets(ys, n, context)?;
-        let mean = predict(self, xs, NOISE_FIT_SAMPLES)?
-            .into_regression()?
-            .mean();
-        let ys = ys.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        self.likelihood.set_noise_std(rmse(&mean, &ys)?)?;
-        self.likelihood.noise_std()
-    }
-
     /// Draws one dropout mask per weight layer for `[S, B, in]` inputs:
     /// shapes `[S, B, width of the layer's input]`, entries 0 or 1/(1-p).
     pub fn draw_masks(&self, samples: usize, batch: usize) -> Result<Vec<Tensor>> {
@@ -403,10 +347,10 @@ impl StochasticModel for McDropoutMlp {
         &self.likelihood
     }
 
-    /// [`Self::refit_noise`] under [`NoiseFit::Residual`].
+    /// [`refit_noise`] under [`NoiseFit::Residual`].
     fn finish_training(&self, xs: &Tensor, ys: &Tensor) -> Result<()> {
         if self.config.noise_fit == NoiseFit::Residual {
-            self.refit_noise(xs, ys)?;
+            refit_noise(self, xs, ys)?;
         }
         Ok(())
     }

@@ -80,7 +80,7 @@ pub trait StochasticModel: Send + Sync {
     /// Called by the trainer once training ends, with the training rows
     /// (`xs [N, in]`, `ys [N, 1]`): a model may set here what its training
     /// loss estimates with a bias (MC dropout's homoscedastic noise,
-    /// [`crate::McDropoutMlp::refit_noise`]). Nothing by default.
+    /// [`crate::noise_fit::refit_noise`]). Nothing by default.
     fn finish_training(&self, _xs: &Tensor, _ys: &Tensor) -> Result<()> {
         Ok(())
     }

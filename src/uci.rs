@@ -48,12 +48,13 @@ use crate::elbo::KlSchedule;
 use crate::ensemble::{EnsembleConfig, DEFAULT_MEMBERS};
 use crate::grid_search::{extend_past_edges, Axis};
 use crate::likelihood::LikelihoodKind;
-use crate::mc_dropout::{McDropoutConfig, McDropoutInit, NoiseFit};
+use crate::mc_dropout::{McDropoutConfig, McDropoutInit};
 use crate::metrics::{
     calibration_curve_from_pit, calibration_error, calibration_levels, picp, rmse,
 };
 use crate::model::{BayesMlpConfig, StochasticModel};
 use crate::network::{Network, NetworkSpec};
+use crate::noise_fit::NoiseFit;
 use crate::predictive::{predict, GaussianMixture};
 use crate::prior::Prior;
 use crate::train::{fit_with_progress, TrainConfig};

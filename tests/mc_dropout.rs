@@ -8,11 +8,10 @@ mod synthetic;
 
 use candle_bnn::elbo::mc_dropout_weight_decay;
 use candle_bnn::likelihood::LikelihoodKind;
-use candle_bnn::mc_dropout::{
-    McDropoutConfig, McDropoutInit, McDropoutMlp, NoiseFit, NOISE_FIT_SAMPLES,
-};
+use candle_bnn::mc_dropout::{McDropoutConfig, McDropoutInit, McDropoutMlp};
 use candle_bnn::metrics::{picp, rmse};
 use candle_bnn::model::StochasticModel;
+use candle_bnn::noise_fit::{refit_noise, NoiseFit, NOISE_FIT_SAMPLES};
 use candle_bnn::predictive::{predict, GaussianMixture};
 use candle_bnn::prior::Prior;
 use candle_bnn::train::{fit, TrainConfig};
@@ -528,7 +527,7 @@ fn refit_noise_is_the_training_residual_variance_of_the_predictive_mean() -> Res
     let model = McDropoutMlp::new(config(1, &[16], 0.2, 1e-2), 3, &Device::Cpu)?;
     let before = model.likelihood().noise_std()?;
     model.noise().reseed(11);
-    let refitted = model.refit_noise(&xs, &ys)?.unwrap_or(f64::NAN);
+    let refitted = refit_noise(&model, &xs, &ys)?.unwrap_or(f64::NAN);
     // The same masks again: the mean the refit took.
     model.noise().reseed(11);
     let mean = predict(&model, &xs, NOISE_FIT_SAMPLES)?
@@ -551,10 +550,9 @@ fn refit_noise_is_the_training_residual_variance_of_the_predictive_mean() -> Res
         3,
         &Device::Cpu,
     )?;
-    assert_eq!(fixed.refit_noise(&xs, &ys)?, None);
+    assert_eq!(refit_noise(&fixed, &xs, &ys)?, None);
     assert_eq!(fixed.likelihood().noise_std()?, Some(0.3));
-    let e = model
-        .refit_noise(&xs, &ys.get(0)?)
+    let e = refit_noise(&model, &xs, &ys.get(0)?)
         .err()
         .map(|e| e.to_string());
     assert!(e.is_some_and(|e| e.contains("ys must be [64, 1]")));

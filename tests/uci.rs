@@ -11,7 +11,7 @@ use std::process::Command;
 
 use candle_bnn::calibrate::RecalibrationMethod;
 use candle_bnn::data::load_split_dir;
-use candle_bnn::mc_dropout::NoiseFit;
+use candle_bnn::noise_fit::NoiseFit;
 use candle_bnn::prior::Prior;
 use candle_bnn::uci::{
     self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS, SEED_STRIDE,
