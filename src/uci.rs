@@ -117,6 +117,10 @@ pub const DEFAULT_CALIBRATION_FRACTION: f64 = 0.2;
 /// splits share a seed.
 pub const SEED_STRIDE: u64 = 1000;
 
+/// The most runs [`UciConfig::seeds`] takes: each is the whole protocol, and
+/// a thousand already pin a seed's spread to about 2% of itself.
+pub const MAX_SEEDS: usize = 1000;
+
 /// A model family of the benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -570,7 +574,7 @@ pub struct UciReport {
     /// Splits run at once: the requested jobs, at most the splits (× seeds).
     #[serde(default = "one_job")]
     pub jobs: usize,
-    /// Per-split scores, run by run (split-major within each seed).
+    /// Per-split scores: each seed's splits in order, seed after seed.
     pub per_split: Vec<SplitScore>,
 }
 
@@ -660,11 +664,11 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
     if config.jobs == 0 {
         return Err(Error::invalid("jobs", 0, "at least 1 split at a time"));
     }
-    if config.seeds == 0 || (config.seeds > 1 && k as u64 > SEED_STRIDE) {
+    if !(1..=MAX_SEEDS).contains(&config.seeds) || (config.seeds > 1 && k as u64 > SEED_STRIDE) {
         return Err(Error::invalid(
             "seeds",
             config.seeds,
-            format!("at least 1, and 1 when there are more than {SEED_STRIDE} splits (each run's seeds span {SEED_STRIDE})"),
+            format!("1 to {MAX_SEEDS}, and 1 when there are more than {SEED_STRIDE} splits (each run's seeds span {SEED_STRIDE})"),
         ));
     }
     if config.samples == Some(0) {

@@ -14,7 +14,7 @@ use candle_bnn::data::load_split_dir;
 use candle_bnn::noise_fit::NoiseFit;
 use candle_bnn::prior::Prior;
 use candle_bnn::uci::{
-    self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS, SEED_STRIDE,
+    self, mean_and_se, Hyper, UciConfig, UciMethod, UciReport, BBB_KL_BETAS, MAX_SEEDS, SEED_STRIDE,
 };
 use candle_bnn::{Error, Result};
 use indicatif::ProgressBar;
@@ -829,7 +829,9 @@ fn several_seeds_average_each_split_over_the_runs_of_those_seeds() -> Result<()>
         both.ll_mean
     );
     assert!((both.ll_se - se).abs() < 1e-12, "{} vs {se}", both.ll_se);
-    let none = UciConfig { seeds: 0, ..at(5) };
-    assert_eq!(invalid_name(run(&dir, &none)), "seeds");
+    for seeds in [0, MAX_SEEDS + 1, usize::MAX] {
+        let refused = UciConfig { seeds, ..at(5) };
+        assert_eq!(invalid_name(run(&dir, &refused)), "seeds", "{seeds}");
+    }
     Ok(())
 }

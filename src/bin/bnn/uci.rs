@@ -56,7 +56,7 @@ pub struct UciArgs {
     /// Runs of the whole protocol, at seeds S, S + 1000, S + 2000, ... (S =
     /// --seed): each split's scores are averaged over the runs before the
     /// mean +- SE over splits, and each run's means are listed too, so the
-    /// seed's share of the noise shows [default: 1].
+    /// seed's share of the noise shows; at most 1000 [default: 1].
     #[arg(long, default_value_t = 1)]
     seeds: usize,
     /// Hold out the last 20% of each split's training rows, fit this
@@ -154,7 +154,7 @@ pub fn run(args: &UciArgs) -> Result<()> {
         report.seconds,
         match report.jobs {
             1 => String::new(),
-            j => format!(" ({j} fits at a time)"),
+            j => format!(" ({j} splits at a time)"),
         }
     );
     println!("  {:<22} {:>9} {:>9}", "metric", "mean", "SE");
