@@ -23,7 +23,10 @@
 //! for ensembles the training length, by early stopping at doubling
 //! checkpoints ([`crate::early_stopping`]). With
 //! `extend_grid`, an MC-dropout optimum on the grid's edge is followed past
-//! it on the grid's spacing ([`crate::grid_search`]). With `jobs > 1`,
+//! it on the grid's spacing ([`crate::grid_search`]). With `recalibrate`, a
+//! recalibration ([`crate::calibrate`]) is fitted on the last part of the
+//! training rows, held out from the model, or with `refit` from a second
+//! model only, the scored one training on all the rows. With `jobs > 1`,
 //! splits run at once, with the same results.
 //!
 //! Each method trains on the schedule of its reference protocol
@@ -413,6 +416,14 @@ pub struct UciConfig {
     /// over-covers by up to `1/(n+1)` with `n` calibration rows, so small
     /// datasets gain from holding out more.
     pub calibration_fraction: Option<f64>,
+    /// With `recalibrate`: fit the recalibration with a model trained
+    /// without the held-out rows, then apply it to the model trained on all
+    /// the training rows, the one a run without `recalibrate` scores (same
+    /// hyperparameters, same seed, same bits). Recalibrating then costs the
+    /// model no training rows, at the price of an extra fit per split and of
+    /// assuming the map carries over between the two models; split
+    /// conformal's finite-sample guarantee does not.
+    pub refit: bool,
     /// MC dropout's rate without a grid [default: 0.05].
     pub dropout: Option<f64>,
     /// MC dropout without a grid: keep the noise as the ELBO learned it
@@ -451,6 +462,7 @@ impl UciConfig {
             seeds: 1,
             recalibrate: None,
             calibration_fraction: None,
+            refit: false,
             dropout: None,
             elbo_noise: false,
             kl_beta: None,
@@ -549,6 +561,11 @@ pub struct UciReport {
     /// recalibrating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration_fraction: Option<f64>,
+    /// Whether the recalibration, fitted with a model trained without the
+    /// held-out rows, was applied to one trained on all the training rows
+    /// ([`UciConfig::refit`]).
+    #[serde(default)]
+    pub refit: bool,
     /// Mean raw coverage of the 90% intervals (when recalibrating).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_picp90_mean: Option<f64>,
@@ -691,6 +708,13 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         }
         (f, _) => f.unwrap_or(DEFAULT_CALIBRATION_FRACTION),
     };
+    if config.refit && config.recalibrate.is_none() {
+        return Err(Error::invalid(
+            "refit",
+            true,
+            "only together with --recalibrate",
+        ));
+    }
     let protocol = Protocol::default_for(config.method, config.grid);
     let base = dir.n_epochs.unwrap_or(DEFAULT_BASE_EPOCHS);
     let epochs = config.epochs.unwrap_or(protocol.epochs_per_base * base);
@@ -735,38 +759,52 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         ));
         let (all_train, test) = dir.split(split)?;
         let seed = run_seed.wrapping_add(split as u64);
-        let (train, held_out) = match config.recalibrate {
+        // The rows the scored model trains on, and those the recalibration
+        // is fitted on, if any.
+        let (fit_part, held_out) = match config.recalibrate {
             Some(_) => {
                 let (fit_part, cal) = tail_split(&all_train, calibration_fraction)?;
                 (fit_part, Some(cal))
             }
-            None => (all_train, None),
+            None => (all_train.clone(), None),
         };
+        let train = if config.refit { &all_train } else { &fit_part };
         let hyper = match &selection {
             Selection::Fixed(hyper) => *hyper,
             Selection::Grid(candidates) => {
-                fitter.select(&train, candidates, config.extend_grid, seed)?
+                fitter.select(train, candidates, config.extend_grid, seed)?
             }
             Selection::DropoutGrid(grid) => {
-                fitter.select(&train, &grid.candidates(&train)?, config.extend_grid, seed)?
+                fitter.select(train, &grid.candidates(train)?, config.extend_grid, seed)?
             }
-            &Selection::Epochs { first, last } => {
-                fitter.select_epochs(&train, first, last, seed)?
-            }
+            &Selection::Epochs { first, last } => fitter.select_epochs(train, first, last, seed)?,
         };
-        // One model, one batched prediction of the test rows then the
-        // calibration rows.
-        let mut x = test.x.clone();
-        if let Some(cal) = &held_out {
-            x.extend_from_slice(&cal.x);
-        }
-        let both = fitter.fit_predict(&train, &x, hyper, seed)?;
-        let dist = both.rows(0..test.len())?;
+        // The predictive of the test rows and, when recalibrating, of the
+        // calibration rows: without `refit` one model, one batched
+        // prediction of both; with it, a model of the fit part for the
+        // calibration rows and one of all the rows for the test rows.
+        let (dist, cal_dist) = match (&held_out, config.refit) {
+            (Some(cal), true) => {
+                bar.inc_length(hyper.epochs().unwrap_or(epochs) as u64);
+                (
+                    fitter.fit_predict(train, &test.x, hyper, seed)?,
+                    Some(fitter.fit_predict(&fit_part, &cal.x, hyper, seed)?),
+                )
+            }
+            (Some(cal), false) => {
+                let x = [test.x.as_slice(), &cal.x].concat();
+                let both = fitter.fit_predict(train, &x, hyper, seed)?;
+                (
+                    both.rows(0..test.len())?,
+                    Some(both.rows(test.len()..both.len())?),
+                )
+            }
+            (None, _) => (fitter.fit_predict(train, &test.x, hyper, seed)?, None),
+        };
         let raw = Scores::of(&dist, &test.y, &calibrate::Recalibration::None)?;
-        let (scores, raw) = match (config.recalibrate, &held_out) {
-            (Some(method), Some(cal)) => {
-                let cal_dist = both.rows(test.len()..both.len())?;
-                let recalibration = calibrate::fit(method, &cal_dist, &cal.y)?;
+        let (scores, raw) = match (config.recalibrate, &held_out, &cal_dist) {
+            (Some(method), Some(cal), Some(cal_dist)) => {
+                let recalibration = calibrate::fit(method, cal_dist, &cal.y)?;
                 let after = recalibration.apply_to_mixture(&dist)?;
                 (
                     Scores::of(&after, &test.y, &recalibration)?,
@@ -869,6 +907,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         cal_error_mean: column(|s| s.cal_error).0,
         recalibrate: config.recalibrate,
         calibration_fraction: config.recalibrate.map(|_| calibration_fraction),
+        refit: config.refit,
         raw_picp90_mean: raw_mean(&per_split, |r| r.picp90),
         raw_picp95_mean: raw_mean(&per_split, |r| r.picp95),
         raw_cal_error_mean: raw_mean(&per_split, |r| r.cal_error),

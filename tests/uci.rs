@@ -326,6 +326,54 @@ fn invalid_settings_error_naming_the_setting() -> Result<()> {
     Ok(())
 }
 
+/// `refit` scores the model a run without recalibration scores (same
+/// hyperparameters, same bits) and applies to it a recalibration fitted on
+/// the held-out rows by a second model, which the progress bar counts.
+#[test]
+fn a_refit_recalibrates_the_model_trained_on_all_rows() -> Result<()> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = write_split_dir(tmp.path(), "toy", 1.0, 0.0);
+    // The ensemble's grid chooses a training length by early stopping on the
+    // validation rows: the same choice with and without the refit shows the
+    // choice is made on all the training rows, as in the plain run.
+    for (method, grid) in [(UciMethod::McDropout, false), (UciMethod::Ensemble, true)] {
+        let plain = run(&dir, &config(method, Some(5), grid))?;
+        let refit = UciConfig {
+            recalibrate: Some(RecalibrationMethod::Scale),
+            refit: true,
+            ..config(method, Some(5), grid)
+        };
+        let bar = ProgressBar::hidden();
+        let r = uci::run(&load_split_dir(&dir)?, &refit, &bar)?;
+        assert!(r.refit && r.recalibrate == Some(RecalibrationMethod::Scale));
+        assert_eq!(bar.position(), bar.length().unwrap_or(0), "{method}");
+        for (s, p) in r.per_split.iter().zip(&plain.per_split) {
+            let ctx = format!("{method} split {}", s.split);
+            assert_eq!((s.rmse, s.hyper), (p.rmse, p.hyper), "{ctx}");
+            let raw = s.raw.unwrap_or_else(|| panic!("{ctx}: no raw scores"));
+            assert_eq!(
+                (raw.ll, raw.picp90, raw.picp95, raw.cal_error),
+                (p.ll, p.picp90, p.picp95, p.cal_error),
+                "{ctx}"
+            );
+            // A fitted scale s != 1 moves the log density; s = 1 exactly
+            // would need the NLL's minimum at 1 to f64 precision.
+            assert_ne!(s.ll, raw.ll, "{ctx}: the recalibration was not applied");
+        }
+        if !grid {
+            // One bar step per epoch: a fixed-length fit of all the rows
+            // and one of the rest, on each of the 2 splits.
+            assert_eq!(bar.length(), Some(2 * 2 * 5));
+        }
+    }
+    let c = UciConfig {
+        refit: true,
+        ..config(UciMethod::Ensemble, Some(1), false)
+    };
+    assert_eq!(invalid_name(run(&dir, &c)), "refit");
+    Ok(())
+}
+
 #[test]
 fn scores_are_equivariant_to_the_targets_units() -> Result<()> {
     // y' = 10 y + 3. z-scoring on the training rows maps y' to the same
@@ -464,6 +512,39 @@ fn cli_prints_the_json_report_and_rejects_unknown_methods() {
     assert_eq!(
         seeds.iter().map(|s| s["seed"].as_u64()).collect::<Vec<_>>(),
         [Some(0), Some(SEED_STRIDE)]
+    );
+
+    let out = bnn(&[
+        "uci",
+        "--dir",
+        dir_arg,
+        "--method",
+        "ensemble",
+        "--splits",
+        "1",
+        "--epochs",
+        "2",
+        "--recalibrate",
+        "scale",
+        "--refit",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        (&v["refit"], &v["recalibrate"]),
+        (&true.into(), &"scale".into()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bnn(&["uci", "--dir", dir_arg, "--refit", "--epochs", "1"]);
+    assert!(
+        !out.status.success(),
+        "--refit without --recalibrate succeeded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refit") && err.contains("--recalibrate"),
+        "{err}"
     );
 
     let out = bnn(&["uci", "--dir", dir_arg, "--method", "foo"]);
