@@ -759,16 +759,18 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         ));
         let (all_train, test) = dir.split(split)?;
         let seed = run_seed.wrapping_add(split as u64);
-        // The rows the scored model trains on, and those the recalibration
-        // is fitted on, if any.
-        let (fit_part, held_out) = match config.recalibrate {
-            Some(_) => {
-                let (fit_part, cal) = tail_split(&all_train, calibration_fraction)?;
-                (fit_part, Some(cal))
-            }
-            None => (all_train.clone(), None),
+        // When recalibrating: (the rows the recalibration's model trains
+        // on, the rows it is fitted on).
+        let held_out = match config.recalibrate {
+            Some(_) => Some(tail_split(&all_train, calibration_fraction)?),
+            None => None,
         };
-        let train = if config.refit { &all_train } else { &fit_part };
+        // The scored model trains on all the training rows unless the
+        // recalibration's rows are held out from it.
+        let train = match (&held_out, config.refit) {
+            (Some((fit_part, _)), false) => fit_part,
+            _ => &all_train,
+        };
         let hyper = match &selection {
             Selection::Fixed(hyper) => *hyper,
             Selection::Grid(candidates) => {
@@ -781,17 +783,17 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         };
         // The predictive of the test rows and, when recalibrating, of the
         // calibration rows: without `refit` one model, one batched
-        // prediction of both; with it, a model of the fit part for the
-        // calibration rows and one of all the rows for the test rows.
+        // prediction of both; with it, a second model for the calibration
+        // rows.
         let (dist, cal_dist) = match (&held_out, config.refit) {
-            (Some(cal), true) => {
+            (Some((fit_part, cal)), true) => {
                 bar.inc_length(hyper.epochs().unwrap_or(epochs) as u64);
                 (
                     fitter.fit_predict(train, &test.x, hyper, seed)?,
-                    Some(fitter.fit_predict(&fit_part, &cal.x, hyper, seed)?),
+                    Some(fitter.fit_predict(fit_part, &cal.x, hyper, seed)?),
                 )
             }
-            (Some(cal), false) => {
+            (Some((_, cal)), false) => {
                 let x = [test.x.as_slice(), &cal.x].concat();
                 let both = fitter.fit_predict(train, &x, hyper, seed)?;
                 (
@@ -803,7 +805,7 @@ pub fn run(dir: &SplitDir, config: &UciConfig, bar: &ProgressBar) -> Result<UciR
         };
         let raw = Scores::of(&dist, &test.y, &calibrate::Recalibration::None)?;
         let (scores, raw) = match (config.recalibrate, &held_out, &cal_dist) {
-            (Some(method), Some(cal), Some(cal_dist)) => {
+            (Some(method), Some((_, cal)), Some(cal_dist)) => {
                 let recalibration = calibrate::fit(method, cal_dist, &cal.y)?;
                 let after = recalibration.apply_to_mixture(&dist)?;
                 (
