@@ -152,6 +152,26 @@ impl SavedModel {
             SavedModel::Classifier(m) => m.target_name(),
         }
     }
+
+    /// This model with the recalibration of `other` (a regressor's
+    /// [`crate::calibrate::Recalibration`], a classifier's temperature), e.g.
+    /// one fitted on held-out rows by a model of the other rows, carried to
+    /// a model retrained on all of them. Errors if the tasks differ.
+    pub fn with_recalibration_of(self, other: &SavedModel) -> Result<Self> {
+        match (self, other) {
+            (SavedModel::Regressor(m), SavedModel::Regressor(o)) => {
+                Ok(m.with_recalibration(o.recalibration().clone())?.into())
+            }
+            (SavedModel::Classifier(m), SavedModel::Classifier(o)) => {
+                Ok(m.with_temperature(o.temperature())?.into())
+            }
+            (m, o) => Err(Error::invalid(
+                "recalibration",
+                format!("one of a {} model", o.task()),
+                format!("one of a {} model, like the model it goes to", m.task()),
+            )),
+        }
+    }
 }
 
 impl fmt::Display for Task {

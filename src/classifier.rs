@@ -229,6 +229,16 @@ impl BayesClassifier {
         Ok(())
     }
 
+    /// With a given temperature (`None`: none), e.g. one fitted for another
+    /// model of the same data.
+    pub fn with_temperature(mut self, temperature: Option<f64>) -> Result<Self> {
+        if let Some(t) = temperature {
+            check_temperature(t)?;
+        }
+        self.temperature = temperature;
+        Ok(self)
+    }
+
     /// The fitted temperature `T` (`None` until calibrated).
     pub fn temperature(&self) -> Option<f64> {
         self.temperature

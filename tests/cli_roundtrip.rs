@@ -592,6 +592,9 @@ fn train_help_lists_every_flag() {
             "--lr",
             "--kl-warmup",
             "--kl-beta",
+            "--calibration-fraction",
+            "--recalibrate",
+            "--refit",
             "--seed",
             "--json",
             // The values, too.
@@ -696,6 +699,70 @@ fn mc_dropout_and_ensemble_train_predict_and_eval() {
     ]));
     assert!(
         stderr.contains("samples") && stderr.contains("multiple"),
+        "{stderr}"
+    );
+}
+
+/// `--refit` saves the model of all the rows, bit for bit the model a
+/// plain `train` saves, with the recalibration (scale or temperature) that
+/// a model of the other rows fitted on the held-out ones.
+#[test]
+fn refit_saves_the_model_of_all_rows_with_the_held_out_recalibration() {
+    let f = Fixture::new(ROWS);
+    let regression = f.good_csv();
+    let classes = three_class_csv(&f);
+    for (data, task, method, key) in [
+        (&regression, "regress", "scale", "recalibration"),
+        (&classes, "classify", "temperature", "temperature"),
+    ] {
+        let task = ["--task", task];
+        let held_out = [
+            &task[..],
+            &["--calibration-fraction", "0.25", "--recalibrate", method],
+        ]
+        .concat();
+        let (plain, plain_json) = train_json(&f, data, "plain", &task);
+        let (held, held_json) = train_json(&f, data, "held", &held_out);
+        let (refit, json) = train_json(&f, data, "refit", &[&held_out[..], &["--refit"]].concat());
+        let ctx = format!("{task:?}: {json}");
+        assert_eq!(json["n_train"], ROWS, "{ctx}");
+        assert_eq!(json["n_calibration"], ROWS / 4, "{ctx}");
+        assert_eq!(
+            (&json["refit"], &held_json["n_train"]),
+            (&true.into(), &(ROWS - ROWS / 4).into()),
+            "{ctx}"
+        );
+        assert_eq!(
+            json["final"], plain_json["final"],
+            "{ctx}: not the plain model's training"
+        );
+        assert_eq!(model_json(&refit)[key], model_json(&held)[key], "{ctx}");
+        assert!(model_json(&refit)[key] != serde_json::Value::Null, "{ctx}");
+        // The same weights: the plain model's predictions, through the
+        // recalibration (which moves a regressor's intervals, not its mean,
+        // and every probability of a classifier).
+        let (a, b) = (
+            text(&predict(&plain, data, &[]).stdout),
+            text(&predict(&refit, data, &[]).stdout),
+        );
+        assert_ne!(a, b, "{ctx}: the recalibration was not applied");
+        if method == "scale" {
+            let (a, b) = (parse_table(&a).1, parse_table(&b).1);
+            assert!(
+                a.iter().zip(&b).all(|(p, q)| p[0] == q[0]),
+                "{ctx}: means differ"
+            );
+        }
+        for dir in [plain, held, refit] {
+            std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
+    }
+    // Nothing to refit without a recalibration.
+    let mut args = f.train_args(&regression, &f.path("never"), 0);
+    args.push("--refit".into());
+    let stderr = fails(&args);
+    assert!(
+        stderr.contains("refit") && stderr.contains("--recalibrate"),
         "{stderr}"
     );
 }

@@ -136,6 +136,13 @@ pub struct TrainArgs {
     /// (classification); needs --calibration-fraction > 0.
     #[arg(long, value_enum)]
     recalibrate: Option<CalibrationMethod>,
+    /// With --recalibrate: after fitting the recalibration with a model of
+    /// the other rows, train again on all the rows (same settings and seed)
+    /// and save that model with the recalibration. The held-out rows then
+    /// cost the saved model nothing; the map is assumed to carry over, so
+    /// conformal's coverage guarantee no longer holds.
+    #[arg(long)]
+    refit: bool,
     /// Regression: choose the training length by early stopping. A seeded
     /// --validation-fraction of the rows is held out and scored (held-out
     /// log-likelihood) after epochs/16, epochs/8, ..., epochs; training stops
@@ -336,6 +343,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "a method together with --calibration-fraction > 0, or neither",
         ));
     }
+    if args.refit && args.recalibrate.is_none() {
+        return Err(Error::invalid(
+            "refit",
+            true,
+            "only together with --recalibrate",
+        ));
+    }
     let recalibration_fits_task = match args.recalibrate.map(|m| m.for_regression()) {
         Some(Some(_)) => args.task == Task::Regress,
         Some(None) => args.task == Task::Classify,
@@ -379,30 +393,39 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Task::Classify => count_classes(&all, &args.data)?,
         Task::Regress => 0,
     };
-    let (data, held_out) = match args.recalibrate {
-        Some(_) => {
-            let (data, held_out) = all.train_test_split(fraction, args.seed)?;
-            (data, Some(held_out))
-        }
-        None => (all, None),
-    };
-    let spec = args.spec(data.n_features(), args.head(classes)?)?;
+    let spec = args.spec(all.n_features(), args.head(classes)?)?;
     let device = Device::Cpu;
-    let mut model: SavedModel = match args.task {
-        Task::Regress if args.early_stopping => BayesRegressor::fit_early_stopped(
-            &data,
-            spec,
-            &train,
-            (validation_fraction, args.samples),
-            &device,
-        )?
-        .into(),
-        Task::Regress => BayesRegressor::fit(&data, spec, &train, &device)?.into(),
-        Task::Classify => BayesClassifier::fit(&data, &spec, &train, &device)?.into(),
+    let fit = |data: &Dataset| -> Result<SavedModel> {
+        Ok(match args.task {
+            Task::Regress if args.early_stopping => BayesRegressor::fit_early_stopped(
+                data,
+                spec.clone(),
+                &train,
+                (validation_fraction, args.samples),
+                &device,
+            )?
+            .into(),
+            Task::Regress => BayesRegressor::fit(data, spec.clone(), &train, &device)?.into(),
+            Task::Classify => BayesClassifier::fit(data, &spec, &train, &device)?.into(),
+        })
     };
-    if let (Some(method), Some(held_out)) = (args.recalibrate, &held_out) {
-        calibrate(&mut model, method, held_out, args.samples, "recalibrate")?;
-    }
+    // The saved model, the rows it trained on, and the held-out rows.
+    let (model, data, held_out) = match args.recalibrate {
+        Some(method) => {
+            let (data, held_out) = all.train_test_split(fraction, args.seed)?;
+            let mut model = fit(&data)?;
+            calibrate(&mut model, method, &held_out, args.samples, "recalibrate")?;
+            match args.refit {
+                true => (
+                    fit(&all)?.with_recalibration_of(&model)?,
+                    all,
+                    Some(held_out),
+                ),
+                false => (model, data, Some(held_out)),
+            }
+        }
+        None => (fit(&all)?, all, None),
+    };
     let (x_scaler, report) = match &model {
         SavedModel::Regressor(r) => (r.x_scaler(), r.report()),
         SavedModel::Classifier(c) => (c.x_scaler(), c.report()),
@@ -436,6 +459,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "n_train": data.len(),
             "n_calibration": held_out.as_ref().map_or(0, |h| h.len()),
             "recalibration": args.recalibrate.map(|m| m.name()),
+            "refit": args.refit,
             "features": data.feature_names,
             "target": data.target_name,
             "out": args.out.display().to_string(),
